@@ -1,0 +1,30 @@
+/* Project-wide basics: the return-code vocabulary, likely/unlikely, small helpers.
+ * Every module includes this first; it depends on nothing but libc. */
+#ifndef PT_H
+#define PT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Return codes. Functions returning int answer PT_OK (0), a positive count, or one of these. */
+#define PT_OK     0
+#define PT_ERR    (-1) /* generic failure; details logged by the caller that knows context */
+#define PT_EAGAIN (-2) /* would block / need more input */
+#define PT_EDONE  (-3) /* the stream or message ended */
+#define PT_ENOMEM (-4)
+
+#define PT_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define PT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define PT_MIN(a, b)   ((a) < (b) ? (a) : (b))
+#define PT_MAX(a, b)   ((a) > (b) ? (a) : (b))
+#define PT_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* Allocation that aborts on failure: a proxy that cannot get a few hundred bytes is done. */
+void *pt_malloc(size_t n);
+void *pt_calloc(size_t n, size_t sz);
+void *pt_realloc(void *p, size_t n);
+char *pt_strdup(const char *s);
+char *pt_strndup(const char *s, size_t n);
+
+#endif
