@@ -41,12 +41,12 @@ struct h1_request {
     uint32_t path_len;
     const char *authority; /* absolute or authority form: host[:port] from the target */
     uint32_t authority_len;
-    uint8_t version_minor; /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
-    uint8_t conn_flags;    /* H1_CONN_* */
-    bool chunked;          /* Transfer-Encoding: chunked (the only accepted coding) */
-    bool expect_continue;  /* Expect: 100-continue */
-    bool has_upgrade;      /* an Upgrade field is present */
-    bool has_te_trailers;  /* TE lists "trailers" */
+    uint8_t version_minor;  /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    uint8_t conn_flags;     /* H1_CONN_* */
+    bool chunked;           /* Transfer-Encoding: chunked (the only accepted coding) */
+    bool expect_continue;   /* Expect: 100-continue */
+    bool has_upgrade;       /* an Upgrade field is present */
+    bool has_te_trailers;   /* TE lists "trailers" */
     int64_t content_length; /* -1 when absent */
     int32_t host_idx;       /* index of the Host field in fields, -1 when absent */
     const char *host;       /* effective host: Host value, lowercased copy not made */
@@ -62,7 +62,8 @@ struct h1_request {
  * Returns PT_OK when the whole head is there (r->head_len says how long it is), PT_EAGAIN when
  * more bytes are needed (checking limits on what has arrived), or PT_ERR with r->error_status
  * and r->error set. Never reads past <len>. Pointers in <r> point into <buf>. */
-int h1_parse_request(struct h1_request *r, const char *buf, size_t len, const struct h1_limits *lim);
+int h1_parse_request(struct h1_request *r, const char *buf, size_t len,
+                     const struct h1_limits *lim);
 
 enum h1_body {
     H1_BODY_NONE = 0, /* no body (HEAD, 1xx, 204, 304, or Content-Length: 0) */

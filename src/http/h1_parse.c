@@ -1,0 +1,587 @@
+/* Strict HTTP/1.1 head parser (RFC 9112). One pass over the bytes with table lookups; every
+ * line must end in CRLF; anything ambiguous is an error, never repaired. Incomplete input
+ * answers PT_EAGAIN after checking the limits against what has arrived. */
+#include "http/h1_parse.h"
+
+#include <string.h>
+
+/* Field value bytes (RFC 9110 5.5): HTAB, SP, VCHAR, obs-text. */
+static const uint8_t value_char[256] = {
+    ['\t'] = 1,
+    [' ' ... '~'] = 1,
+    [0x80 ... 0xff] = 1,
+};
+
+/* Request-target bytes: VCHAR only (no SP, no CTL, no obs-text). */
+static const uint8_t target_char[256] = {
+    ['!' ... '~'] = 1,
+};
+
+/* Host value bytes (RFC 3986 reg-name, IPv4, IP-literal, ":" port). */
+static const uint8_t host_char[256] = {
+    ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1, ['0' ... '9'] = 1, ['-'] = 1, ['.'] = 1, ['_'] = 1,
+    ['~'] = 1,         ['%'] = 1,         ['!'] = 1,         ['$'] = 1, ['&'] = 1, ['\''] = 1,
+    ['('] = 1,         [')'] = 1,         ['*'] = 1,         ['+'] = 1, [','] = 1, [';'] = 1,
+    ['='] = 1,         [':'] = 1,         ['['] = 1,         [']'] = 1,
+};
+
+#define FAIL(st, msg)                                                                              \
+    do {                                                                                           \
+        *err_status = (st);                                                                        \
+        *err = (msg);                                                                              \
+        return PT_ERR;                                                                             \
+    } while (0)
+
+int64_t
+h1_parse_content_length(const char *v, size_t len)
+{
+    if (len == 0 || len > 18)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
+}
+
+static enum http_method
+method_id(const char *m, size_t n)
+{
+    switch (n) {
+    case 3:
+        if (memcmp(m, "GET", 3) == 0)
+            return HTTP_M_GET;
+        if (memcmp(m, "PUT", 3) == 0)
+            return HTTP_M_PUT;
+        break;
+    case 4:
+        if (memcmp(m, "HEAD", 4) == 0)
+            return HTTP_M_HEAD;
+        if (memcmp(m, "POST", 4) == 0)
+            return HTTP_M_POST;
+        break;
+    case 5:
+        if (memcmp(m, "TRACE", 5) == 0)
+            return HTTP_M_TRACE;
+        if (memcmp(m, "PATCH", 5) == 0)
+            return HTTP_M_PATCH;
+        break;
+    case 6:
+        if (memcmp(m, "DELETE", 6) == 0)
+            return HTTP_M_DELETE;
+        break;
+    case 7:
+        if (memcmp(m, "CONNECT", 7) == 0)
+            return HTTP_M_CONNECT;
+        if (memcmp(m, "OPTIONS", 7) == 0)
+            return HTTP_M_OPTIONS;
+        break;
+    }
+    return HTTP_M_OTHER;
+}
+
+/* Connection-specific semantics shared by requests and responses. */
+struct framing {
+    int64_t content_length;
+    uint8_t conn_flags;
+    bool chunked;
+    bool has_te;
+};
+
+static void
+parse_connection(const char *v, size_t len, uint8_t *flags)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e == s)
+            continue;
+        if (http_name_eq(v + s, e - s, "close"))
+            *flags |= H1_CONN_CLOSE;
+        else if (http_name_eq(v + s, e - s, "keep-alive"))
+            *flags |= H1_CONN_KEEPALIVE;
+        else if (http_name_eq(v + s, e - s, "upgrade"))
+            *flags |= H1_CONN_UPGRADE;
+        else
+            *flags |= H1_CONN_OTHER;
+    }
+}
+
+/* Interprets one field for message framing. Returns PT_ERR on ambiguous framing. */
+static int
+framing_field(struct framing *f, const struct http_field *fl, const char **err)
+{
+    const char *n = fl->name;
+    switch (fl->name_len) {
+    case 10:
+        if (http_name_eq(n, 10, "connection"))
+            parse_connection(fl->value, fl->value_len, &f->conn_flags);
+        break;
+    case 14:
+        if (http_name_eq(n, 14, "content-length")) {
+            int64_t v = h1_parse_content_length(fl->value, fl->value_len);
+            if (v < 0) {
+                *err = "invalid Content-Length";
+                return PT_ERR;
+            }
+            if (f->content_length >= 0 && f->content_length != v) {
+                *err = "differing Content-Length values";
+                return PT_ERR;
+            }
+            f->content_length = v;
+        }
+        break;
+    case 17:
+        if (http_name_eq(n, 17, "transfer-encoding")) {
+            if (f->has_te) {
+                *err = "several Transfer-Encoding fields";
+                return PT_ERR;
+            }
+            f->has_te = true;
+            if (!http_name_eq(fl->value, fl->value_len, "chunked")) {
+                *err = "unsupported Transfer-Encoding";
+                return PT_ERR;
+            }
+            f->chunked = true;
+        }
+        break;
+    }
+    return PT_OK;
+}
+
+/* Parses field lines from <p> up to and including the empty line. On PT_OK *end is past it. */
+static int
+parse_fields(const char *buf, const char *p, const char *end, struct http_field *fields,
+             uint32_t cap, uint32_t *nfields, const char **out, uint32_t max_head,
+             int too_many_status, int *err_status, const char **err)
+{
+    uint32_t n = 0;
+    for (;;) {
+        if (p >= end)
+            goto again;
+        if (*p == '\r') {
+            if (p + 1 >= end)
+                goto again;
+            if (p[1] != '\n')
+                FAIL(400, "bare CR");
+            p += 2;
+            break;
+        }
+        if (*p == '\n')
+            FAIL(400, "bare LF");
+        if (*p == ' ' || *p == '\t')
+            FAIL(400, "obsolete line folding");
+        const char *name = p;
+        while (p < end && http_tchar[(unsigned char)*p])
+            p++;
+        if (p >= end)
+            goto again;
+        if (*p != ':') {
+            if (*p == ' ' || *p == '\t')
+                FAIL(400, "whitespace before colon");
+            FAIL(400, "invalid character in field name");
+        }
+        if (p == name)
+            FAIL(400, "empty field name");
+        const char *name_end = p++;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *val = p;
+        while (p < end && value_char[(unsigned char)*p])
+            p++;
+        if (p >= end)
+            goto again;
+        if (*p != '\r') {
+            if (*p == '\n')
+                FAIL(400, "bare LF");
+            FAIL(400, "invalid character in field value");
+        }
+        if (p + 1 >= end)
+            goto again;
+        if (p[1] != '\n')
+            FAIL(400, "bare CR");
+        const char *val_end = p;
+        while (val_end > val && (val_end[-1] == ' ' || val_end[-1] == '\t'))
+            val_end--;
+        if (n >= cap)
+            FAIL(too_many_status, "too many header fields");
+        fields[n].name = name;
+        fields[n].name_len = (uint32_t)(name_end - name);
+        fields[n].value = val;
+        fields[n].value_len = (uint32_t)(val_end - val);
+        n++;
+        p += 2;
+        if ((size_t)(p - buf) > max_head)
+            FAIL(too_many_status, "header section too large");
+    }
+    if ((size_t)(p - buf) > max_head)
+        FAIL(too_many_status, "header section too large");
+    *nfields = n;
+    *out = p;
+    return PT_OK;
+again:
+    if ((size_t)(end - buf) > max_head)
+        FAIL(too_many_status, "header section too large");
+    return PT_EAGAIN;
+}
+
+static bool
+host_valid(const char *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!host_char[(unsigned char)h[i]])
+            return false;
+    }
+    return true;
+}
+
+static bool
+ci_equal(const char *a, size_t an, const char *b, size_t bn)
+{
+    if (an != bn)
+        return false;
+    for (size_t i = 0; i < an; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x |= 0x20;
+        if (y >= 'A' && y <= 'Z')
+            y |= 0x20;
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+static int
+parse_target(struct h1_request *r, int *err_status, const char **err)
+{
+    const char *t = r->target;
+    uint32_t n = r->target_len;
+    if (r->method_id == HTTP_M_CONNECT) {
+        /* authority-form: host ":" port */
+        const char *colon = NULL;
+        for (uint32_t i = 0; i < n; i++)
+            if (t[i] == ':')
+                colon = t + i;
+        if (!colon || colon == t || colon + 1 == t + n || !host_valid(t, n))
+            FAIL(400, "invalid authority-form target");
+        r->target_form = H1_TARGET_AUTHORITY;
+        r->authority = t;
+        r->authority_len = n;
+        return PT_OK;
+    }
+    if (t[0] == '/') {
+        r->target_form = H1_TARGET_ORIGIN;
+        r->path = t;
+        r->path_len = n;
+        return PT_OK;
+    }
+    if (n == 1 && t[0] == '*') {
+        if (r->method_id != HTTP_M_OPTIONS)
+            FAIL(400, "asterisk-form target on a method other than OPTIONS");
+        r->target_form = H1_TARGET_ASTERISK;
+        return PT_OK;
+    }
+    size_t skip = 0;
+    if (n > 7 && ci_equal(t, 7, "http://", 7))
+        skip = 7;
+    else if (n > 8 && ci_equal(t, 8, "https://", 8))
+        skip = 8;
+    else
+        FAIL(400, "invalid request target");
+    const char *a = t + skip, *e = t + n, *p = a;
+    while (p < e && *p != '/' && *p != '?' && *p != '#')
+        p++;
+    if (p == a || !host_valid(a, (size_t)(p - a)))
+        FAIL(400, "invalid authority in absolute-form target");
+    for (const char *q = a; q < p; q++)
+        if (*q == '@')
+            FAIL(400, "userinfo in target");
+    r->target_form = H1_TARGET_ABSOLUTE;
+    r->authority = a;
+    r->authority_len = (uint32_t)(p - a);
+    if (p < e && *p == '/') {
+        r->path = p;
+        r->path_len = (uint32_t)(e - p);
+    } else if (p < e && *p == '?') {
+        /* "http://h?q": the path is empty; the caller prepends "/" (RFC 9112 3.2.2) */
+        r->path = p;
+        r->path_len = (uint32_t)(e - p);
+    } else if (p < e) {
+        FAIL(400, "fragment in request target");
+    } else {
+        r->path = "/";
+        r->path_len = 1;
+    }
+    return PT_OK;
+}
+
+/* Parses "HTTP/x.y" at p (8 bytes available). */
+static int
+parse_version(const char *p, uint8_t *minor, int *err_status, const char **err)
+{
+    if (memcmp(p, "HTTP/", 5) != 0 || p[5] < '0' || p[5] > '9' || p[6] != '.' || p[7] < '0' ||
+        p[7] > '9')
+        FAIL(400, "malformed HTTP version");
+    if (p[5] != '1')
+        FAIL(505, "unsupported HTTP major version");
+    *minor = p[7] == '0' ? 0 : 1;
+    return PT_OK;
+}
+
+int
+h1_parse_request(struct h1_request *r, const char *buf, size_t len, const struct h1_limits *lim)
+{
+    int *err_status = &r->error_status;
+    const char **err = &r->error;
+    const char *p = buf, *end = buf + len;
+
+    r->nfields = 0;
+    r->content_length = -1;
+    r->conn_flags = 0;
+    r->chunked = r->expect_continue = r->has_upgrade = r->has_te_trailers = false;
+    r->host_idx = -1;
+    r->host = NULL;
+    r->host_len = 0;
+    r->path = r->authority = NULL;
+    r->path_len = r->authority_len = 0;
+    r->error_status = 0;
+    r->error = NULL;
+
+    /* RFC 9112 2.2: ignore empty lines (CRLF) before the request line. */
+    while (p < end && *p == '\r') {
+        if (p + 1 >= end)
+            return PT_EAGAIN;
+        if (p[1] != '\n')
+            FAIL(400, "bare CR");
+        p += 2;
+    }
+    const char *line = p;
+    size_t line_limit = lim->max_request_line;
+
+    /* method SP */
+    while (p < end && http_tchar[(unsigned char)*p])
+        p++;
+    if (p >= end)
+        goto again_line;
+    if (*p != ' ' || p == line)
+        FAIL(400, "invalid method");
+    r->method = line;
+    r->method_len = (uint32_t)(p - line);
+    r->method_id = method_id(line, r->method_len);
+    p++;
+
+    /* request-target SP */
+    const char *t = p;
+    while (p < end && target_char[(unsigned char)*p])
+        p++;
+    if (p >= end)
+        goto again_line;
+    if (*p != ' ' || p == t)
+        FAIL(400, "invalid request target");
+    r->target = t;
+    r->target_len = (uint32_t)(p - t);
+    p++;
+
+    /* HTTP-version CRLF */
+    if (end - p < 10)
+        goto again_line_partial;
+    if (parse_version(p, &r->version_minor, err_status, err) != PT_OK)
+        return PT_ERR;
+    p += 8;
+    if (p[0] != '\r' || p[1] != '\n')
+        FAIL(400, p[0] == '\n' ? "bare LF" : "malformed request line");
+    if ((size_t)(p - line) > line_limit)
+        FAIL(414, "request line too long");
+    p += 2;
+
+    if (parse_target(r, err_status, err) != PT_OK)
+        return PT_ERR;
+
+    const char *head_end;
+    uint32_t cap = PT_MIN(r->fields_cap, lim->max_fields);
+    int rc = parse_fields(buf, p, end, r->fields, cap, &r->nfields, &head_end, lim->max_head, 431,
+                          err_status, err);
+    if (rc != PT_OK)
+        return rc;
+    r->head_len = (uint32_t)(head_end - buf);
+
+    struct framing f = {.content_length = -1};
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const struct http_field *fl = &r->fields[i];
+        if (framing_field(&f, fl, err) != PT_OK) {
+            *err_status = 400;
+            return PT_ERR;
+        }
+        switch (fl->name_len) {
+        case 2:
+            if (http_name_eq(fl->name, 2, "te") &&
+                http_list_has(fl->value, fl->value_len, "trailers"))
+                r->has_te_trailers = true;
+            break;
+        case 4:
+            if (http_name_eq(fl->name, 4, "host")) {
+                if (r->host_idx >= 0)
+                    FAIL(400, "duplicate Host");
+                if (!host_valid(fl->value, fl->value_len))
+                    FAIL(400, "invalid Host");
+                r->host_idx = (int32_t)i;
+            }
+            break;
+        case 6:
+            if (http_name_eq(fl->name, 6, "expect") &&
+                http_name_eq(fl->value, fl->value_len, "100-continue"))
+                r->expect_continue = true;
+            break;
+        case 7:
+            if (http_name_eq(fl->name, 7, "upgrade"))
+                r->has_upgrade = true;
+            break;
+        }
+    }
+    if (f.has_te && f.content_length >= 0)
+        FAIL(400, "both Content-Length and Transfer-Encoding");
+    if (f.has_te && r->version_minor == 0)
+        FAIL(400, "Transfer-Encoding in an HTTP/1.0 request");
+    r->chunked = f.chunked;
+    r->content_length = f.content_length;
+    r->conn_flags = f.conn_flags;
+
+    if (r->host_idx >= 0) {
+        const struct http_field *h = &r->fields[r->host_idx];
+        if (r->target_form == H1_TARGET_ABSOLUTE || r->target_form == H1_TARGET_AUTHORITY) {
+            if (!ci_equal(h->value, h->value_len, r->authority, r->authority_len))
+                FAIL(400, "Host disagrees with the request target");
+        }
+        r->host = h->value;
+        r->host_len = h->value_len;
+    } else {
+        if (r->version_minor == 1)
+            FAIL(400, "missing Host");
+        if (r->authority) {
+            r->host = r->authority;
+            r->host_len = r->authority_len;
+        }
+    }
+    return PT_OK;
+
+again_line_partial:
+    /* Not enough bytes for the version yet; anything already seen must look like one. */
+    if (end > p && memcmp(p, "HTTP/1.1\r\n", (size_t)(end - p)) != 0 &&
+        memcmp(p, "HTTP/1.0\r\n", (size_t)(end - p)) != 0) {
+        if (end - p >= 8) {
+            if (parse_version(p, &r->version_minor, err_status, err) != PT_OK)
+                return PT_ERR;
+            if (p[8] != '\r')
+                FAIL(400, p[8] == '\n' ? "bare LF" : "malformed request line");
+        } else {
+            for (const char *q = p; q < end; q++)
+                if (*q == '\r' || *q == '\n' || *q == ' ')
+                    FAIL(400, "malformed request line");
+        }
+    }
+again_line:
+    if ((size_t)(end - line) > line_limit)
+        FAIL(414, "request line too long");
+    if ((size_t)(end - buf) > lim->max_head)
+        FAIL(431, "header section too large");
+    return PT_EAGAIN;
+}
+
+int
+h1_parse_response(struct h1_response *r, const char *buf, size_t len, const struct h1_limits *lim,
+                  enum http_method req_method)
+{
+    int *err_status = &r->error_status;
+    const char **err = &r->error;
+    const char *p = buf, *end = buf + len;
+
+    r->nfields = 0;
+    r->content_length = -1;
+    r->conn_flags = 0;
+    r->chunked = false;
+    r->error_status = 0;
+    r->error = NULL;
+
+    /* status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF */
+    if (len < 13) {
+        static const char pre[] = "HTTP/1.";
+        if (memcmp(buf, pre, PT_MIN(len, sizeof(pre) - 1)) != 0)
+            FAIL(502, "malformed status line");
+        return PT_EAGAIN;
+    }
+    if (memcmp(p, "HTTP/1.", 7) != 0 || p[7] < '0' || p[7] > '9' || p[8] != ' ')
+        FAIL(502, "malformed status line");
+    r->version_minor = p[7] == '0' ? 0 : 1;
+    p += 9;
+    if (p[0] < '1' || p[0] > '5' || p[1] < '0' || p[1] > '9' || p[2] < '0' || p[2] > '9' ||
+        p[3] != ' ')
+        FAIL(502, "malformed status code");
+    r->status = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+    p += 4;
+    r->reason = p;
+    while (p < end && value_char[(unsigned char)*p])
+        p++;
+    if (p >= end || (*p == '\r' && p + 1 >= end)) {
+        if ((size_t)(end - buf) > lim->max_head)
+            FAIL(502, "response head too large");
+        return PT_EAGAIN;
+    }
+    if (p[0] != '\r' || p[1] != '\n')
+        FAIL(502, "malformed status line");
+    r->reason_len = (uint32_t)(p - r->reason);
+    p += 2;
+
+    const char *head_end;
+    uint32_t cap = PT_MIN(r->fields_cap, lim->max_fields);
+    int rc = parse_fields(buf, p, end, r->fields, cap, &r->nfields, &head_end, lim->max_head, 502,
+                          err_status, err);
+    if (rc != PT_OK) {
+        if (rc == PT_ERR)
+            r->error_status = 502;
+        return rc;
+    }
+    r->head_len = (uint32_t)(head_end - buf);
+
+    struct framing f = {.content_length = -1};
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        if (framing_field(&f, &r->fields[i], err) != PT_OK)
+            FAIL(502, *err);
+    }
+    if (f.has_te && f.content_length >= 0)
+        FAIL(502, "both Content-Length and Transfer-Encoding");
+    r->chunked = f.chunked;
+    r->content_length = f.content_length;
+    r->conn_flags = f.conn_flags;
+
+    int s = r->status;
+    if (s < 200) {
+        if (f.has_te || (f.content_length > 0))
+            FAIL(502, "framing fields on a 1xx response");
+        r->body = H1_BODY_NONE;
+    } else if (s == 204 || s == 304) {
+        if (f.has_te)
+            FAIL(502, "Transfer-Encoding on a 204 or 304 response");
+        if (s == 204 && f.content_length > 0)
+            FAIL(502, "Content-Length on a 204 response");
+        r->body = H1_BODY_NONE;
+    } else if (req_method == HTTP_M_HEAD) {
+        r->body = H1_BODY_NONE;
+    } else if (f.chunked) {
+        r->body = H1_BODY_CHUNKED;
+    } else if (f.content_length >= 0) {
+        r->body = f.content_length ? H1_BODY_LENGTH : H1_BODY_NONE;
+    } else {
+        r->body = H1_BODY_CLOSE;
+    }
+    return PT_OK;
+}
