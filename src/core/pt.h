@@ -13,11 +13,11 @@
 #define PT_EDONE  (-3) /* the stream or message ended */
 #define PT_ENOMEM (-4)
 
-#define PT_LIKELY(x)   __builtin_expect(!!(x), 1)
-#define PT_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define PT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define PT_MIN(a, b)   ((a) < (b) ? (a) : (b))
-#define PT_MAX(a, b)   ((a) > (b) ? (a) : (b))
+#define PT_LIKELY(x)                       __builtin_expect(!!(x), 1)
+#define PT_UNLIKELY(x)                     __builtin_expect(!!(x), 0)
+#define PT_ARRAY_LEN(a)                    (sizeof(a) / sizeof((a)[0]))
+#define PT_MIN(a, b)                       ((a) < (b) ? (a) : (b))
+#define PT_MAX(a, b)                       ((a) > (b) ? (a) : (b))
 #define PT_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Allocation that aborts on failure: a proxy that cannot get a few hundred bytes is done. */

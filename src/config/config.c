@@ -1,0 +1,617 @@
+/* Configuration snapshot basics: defaults, freeing, and the parsers the YAML loader
+ * (config_load.c) and quick mode share: addresses, durations, sizes, tokens, and the edit
+ * distance behind "did you mean". Reads no files and logs nothing: errors go into err buffers. */
+#include "config/config.h"
+#include "core/log.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Helpers shared with config_load.c. config.h is the public contract, so their prototypes are
+ * repeated there; keep both copies identical. */
+enum config_addr_mode {
+    CONFIG_ADDR_LISTEN, /* IP literals, "*" or "" (any IPv4), and "localhost" only */
+    CONFIG_ADDR_SERVER, /* optional http:// scheme; names resolved; no wildcard */
+    CONFIG_ADDR_ANY,    /* wildcards and resolved names (config_parse_addr) */
+};
+int config_addr_parse(const char *text, enum config_addr_mode mode, struct config_addr *a,
+                      char *err, size_t errlen);
+void config_addr_fini(struct config_addr *a);
+int config_parse_duration(const char *s, uint32_t *ms, char *err, size_t errlen);
+int config_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen);
+unsigned config_edit_distance(const char *a, const char *b);
+const char *config_suggest(const char *word, const char *const *cands, size_t n);
+bool config_is_token(const char *s);
+uint32_t config_cpu_count(void);
+
+/* Defaults that are pointers point at these, so config_defaults allocates nothing and a
+ * config filled on the stack needs no freeing; config_free skips them. */
+static char default_access_log[] = "stdout";
+static char default_error_log[] = "stderr";
+static char default_hide_server[] = "server";
+static char default_hide_powered[] = "x-powered-by";
+static char *default_hide_headers[] = {default_hide_server, default_hide_powered};
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void
+config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->workers = 0;
+    c->timeouts = (struct config_timeouts){
+        .client_header_ms = 10000,
+        .client_body_ms = 60000,
+        .client_keepalive_ms = 75000,
+        .client_send_ms = 60000,
+        .upstream_connect_ms = 5000,
+        .upstream_header_ms = 60000,
+        .upstream_body_ms = 60000,
+        .upstream_send_ms = 60000,
+        .tunnel_idle_ms = 3600000,
+        .drain_ms = 30000,
+    };
+    c->limits = (struct config_limits){
+        .max_request_line = 8192,
+        .max_header_size = 16384,
+        .max_headers = 100,
+        .max_body_size = (uint64_t)1 << 30,
+    };
+    c->x_forwarded_for = true;
+    c->x_forwarded_proto = true;
+    c->x_forwarded_host = true;
+    c->forwarded = true;
+    c->via = true;
+    c->request_id = true;
+    c->hide_headers = default_hide_headers;
+    c->nhide_headers = PT_ARRAY_LEN(default_hide_headers);
+    c->access_log = default_access_log;
+    c->access_log_format = LOG_FORMAT_COMBINED;
+    c->error_log = default_error_log;
+    c->error_log_level = LOG_INFO;
+}
+
+uint32_t
+config_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n >= 1 ? (uint32_t)PT_MIN(n, 4096L) : 1;
+}
+
+/* ---- freeing ---- */
+
+void
+config_addr_fini(struct config_addr *a)
+{
+    free(a->text);
+    a->text = NULL;
+}
+
+static void
+header_rules_fini(struct header_rules *h)
+{
+    for (uint32_t i = 0; i < h->n; i++) {
+        free(h->v[i].name);
+        free(h->v[i].value);
+    }
+    free(h->v);
+}
+
+static void
+route_fini(struct route *r)
+{
+    free(r->name);
+    for (uint32_t i = 0; i < r->nhosts; i++)
+        free(r->hosts[i]);
+    free(r->hosts);
+    free(r->path);
+    pcre2_code_free(r->path_re);
+    for (uint32_t i = 0; i < r->nmethods; i++)
+        free(r->methods[i]);
+    free(r->methods);
+    for (uint32_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    free(r->strip_prefix);
+    free(r->add_prefix);
+    free(r->host_rewrite);
+    free(r->redirect_to);
+    free(r->respond_body);
+    free(r->respond_content_type);
+    header_rules_fini(&r->request_headers);
+    header_rules_fini(&r->response_headers);
+}
+
+void
+config_free(struct config *c)
+{
+    if (!c)
+        return;
+    free(c->source);
+    for (uint32_t i = 0; i < c->nlistens; i++)
+        config_addr_fini(&c->listens[i]);
+    free(c->listens);
+    for (uint32_t i = 0; i < c->nupstreams; i++) {
+        struct config_upstream *u = &c->upstreams[i];
+        free(u->name);
+        for (uint32_t j = 0; j < u->nservers; j++) {
+            config_addr_fini(&u->servers[j].addr);
+            free(u->servers[j].host_header);
+        }
+        free(u->servers);
+    }
+    free(c->upstreams);
+    for (uint32_t i = 0; i < c->nroutes; i++)
+        route_fini(&c->routes[i]);
+    free(c->routes);
+    if (c->hide_headers != default_hide_headers) {
+        for (uint32_t i = 0; i < c->nhide_headers; i++)
+            free(c->hide_headers[i]);
+        free(c->hide_headers);
+    }
+    if (c->access_log != default_access_log)
+        free(c->access_log);
+    if (c->error_log != default_error_log)
+        free(c->error_log);
+    free(c);
+}
+
+/* ---- addresses ---- */
+
+static bool
+is_hostname(const char *s, size_t n)
+{
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '.' || ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int
+resolve(const char *host, const char *port, int family, int flags, struct config_addr *a,
+        char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = flags | AI_NUMERICSERV;
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0 || !res) {
+        if (flags & AI_NUMERICHOST)
+            seterr(err, errlen, "bad IP address \"%s\"", host);
+        else
+            seterr(err, errlen, "cannot resolve \"%s\": %s", host,
+                   rc ? gai_strerror(rc) : "no address");
+        if (res)
+            freeaddrinfo(res);
+        return PT_ERR;
+    }
+    memcpy(&a->sa, res->ai_addr, res->ai_addrlen);
+    a->salen = (socklen_t)res->ai_addrlen;
+    freeaddrinfo(res);
+    return PT_OK;
+}
+
+int
+config_addr_parse(const char *text, enum config_addr_mode mode, struct config_addr *a,
+                  char *err, size_t errlen)
+{
+    struct config_addr out;
+    const char *s = text, *end, *colon, *host;
+    size_t hostlen;
+    char hostbuf[256], portbuf[8];
+    bool bracket = false;
+    unsigned long port = 0;
+
+    memset(&out, 0, sizeof(out));
+    if (!*s) {
+        seterr(err, errlen, "empty address");
+        return PT_ERR;
+    }
+    if (strstr(s, "://")) {
+        if (mode == CONFIG_ADDR_LISTEN) {
+            seterr(err, errlen, "bad listen address \"%s\": expected host:port", text);
+            return PT_ERR;
+        }
+        if (strncasecmp(s, "https://", 8) == 0) {
+            seterr(err, errlen, "https upstreams are not supported yet");
+            return PT_ERR;
+        }
+        if (strncasecmp(s, "http://", 7) != 0) {
+            seterr(err, errlen, "unsupported scheme in \"%s\": only http:// is allowed", text);
+            return PT_ERR;
+        }
+        s += 7;
+    }
+    end = s + strlen(s);
+    if (s != text && end > s && end[-1] == '/')
+        end--; /* "http://host:port/" */
+    if (memchr(s, '/', (size_t)(end - s))) {
+        seterr(err, errlen, "bad address \"%s\": a path is not allowed here", text);
+        return PT_ERR;
+    }
+
+    if (*s == '[') {
+        const char *rb = memchr(s, ']', (size_t)(end - s));
+        if (!rb) {
+            seterr(err, errlen, "bad address \"%s\": missing ']'", text);
+            return PT_ERR;
+        }
+        bracket = true;
+        host = s + 1;
+        hostlen = (size_t)(rb - host);
+        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+        if (!colon && rb + 1 != end) {
+            seterr(err, errlen, "bad address \"%s\": expected ':' after ']'", text);
+            return PT_ERR;
+        }
+    } else {
+        colon = NULL;
+        for (const char *p = end; p > s; p--) {
+            if (p[-1] == ':') {
+                colon = p - 1;
+                break;
+            }
+        }
+        host = s;
+        hostlen = colon ? (size_t)(colon - s) : (size_t)(end - s);
+        if (memchr(host, ':', hostlen)) {
+            seterr(err, errlen, "bad address \"%s\": write IPv6 addresses in brackets, e.g. [::1]:8080",
+                   text);
+            return PT_ERR;
+        }
+    }
+    if (!colon) {
+        seterr(err, errlen, "missing port in \"%s\" (expected host:port)", text);
+        return PT_ERR;
+    }
+    {
+        const char *p = colon + 1;
+        size_t n = (size_t)(end - p);
+        bool digits = n > 0 && n <= 5;
+        for (size_t i = 0; digits && i < n; i++)
+            digits = p[i] >= '0' && p[i] <= '9';
+        if (digits)
+            port = strtoul(p, NULL, 10);
+        if (!digits || port < 1 || port > 65535) {
+            seterr(err, errlen, "bad port \"%.*s\" in \"%s\" (expected 1..65535)", (int)n, p,
+                   text);
+            return PT_ERR;
+        }
+        snprintf(portbuf, sizeof(portbuf), "%lu", port);
+    }
+    if (hostlen >= sizeof(hostbuf)) {
+        seterr(err, errlen, "bad address \"%s\": host name too long", text);
+        return PT_ERR;
+    }
+    memcpy(hostbuf, host, hostlen);
+    hostbuf[hostlen] = '\0';
+
+    if (!bracket && (hostlen == 0 || strcmp(hostbuf, "*") == 0)) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&out.sa;
+        if (mode == CONFIG_ADDR_SERVER) {
+            seterr(err, errlen, "bad address \"%s\": a server needs a host", text);
+            return PT_ERR;
+        }
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        out.salen = sizeof(*sin);
+    } else if (bracket) {
+        if (hostlen == 0 ||
+            resolve(hostbuf, portbuf, AF_INET6, AI_NUMERICHOST, &out, err, errlen) != PT_OK) {
+            seterr(err, errlen, "bad IPv6 address in \"%s\"", text);
+            return PT_ERR;
+        }
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&out.sa;
+        struct in_addr ia;
+        if (inet_pton(AF_INET, hostbuf, &ia) == 1) {
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons((uint16_t)port);
+            sin->sin_addr = ia;
+            out.salen = sizeof(*sin);
+        } else if (!is_hostname(hostbuf, hostlen)) {
+            seterr(err, errlen, "bad host \"%s\" in \"%s\"", hostbuf, text);
+            return PT_ERR;
+        } else if (mode == CONFIG_ADDR_LISTEN && strcasecmp(hostbuf, "localhost") != 0) {
+            seterr(err, errlen,
+                   "bad listen address \"%s\": use an IP address, \"*\" or localhost, not a host name",
+                   text);
+            return PT_ERR;
+        } else if (resolve(hostbuf, portbuf, AF_UNSPEC, 0, &out, err, errlen) != PT_OK) {
+            return PT_ERR;
+        }
+    }
+    out.text = pt_strndup(s, (size_t)(end - s));
+    *a = out;
+    return PT_OK;
+}
+
+int
+config_parse_addr(const char *text, struct config_addr *a, char *err, size_t errlen)
+{
+    return config_addr_parse(text, CONFIG_ADDR_ANY, a, err, errlen);
+}
+
+/* ---- numbers ---- */
+
+/* Parses the leading decimal digits of <s> into *v; returns the first byte after them, or NULL
+ * when there is no digit or the value does not fit in 64 bits. */
+static const char *
+parse_u64(const char *s, uint64_t *v)
+{
+    uint64_t n = 0;
+    const char *p = s;
+
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (n > (UINT64_MAX - d) / 10)
+            return NULL;
+        n = n * 10 + d;
+    }
+    if (p == s)
+        return NULL;
+    *v = n;
+    return p;
+}
+
+int
+config_parse_duration(const char *s, uint32_t *ms, char *err, size_t errlen)
+{
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    uint64_t v;
+    const char *p = parse_u64(s, &v);
+
+    if (!p && *s >= '0' && *s <= '9')
+        goto big;
+    if (!p)
+        goto bad;
+    for (size_t i = 0; i < PT_ARRAY_LEN(units); i++) {
+        if (strcmp(p, units[i].unit) != 0)
+            continue;
+        if (v > UINT32_MAX / units[i].ms)
+            goto big;
+        *ms = (uint32_t)(v * units[i].ms);
+        return PT_OK;
+    }
+bad:
+    seterr(err, errlen, "bad duration \"%s\" (expected a number with ms, s, m or h, e.g. 500ms, 10s)",
+           s);
+    return PT_ERR;
+big:
+    seterr(err, errlen, "duration \"%s\" is too large (at most 4294967295ms, about 49 days)", s);
+    return PT_ERR;
+}
+
+int
+config_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
+{
+    static const struct {
+        const char *unit;
+        unsigned shift;
+    } units[] = {{"", 0},    {"b", 0},     {"kb", 10}, {"kib", 10}, {"mb", 20},
+                 {"mib", 20}, {"gb", 30}, {"gib", 30}};
+    uint64_t v;
+    const char *p = parse_u64(s, &v);
+
+    if (!p && *s >= '0' && *s <= '9')
+        goto big;
+    if (!p)
+        goto bad;
+    for (size_t i = 0; i < PT_ARRAY_LEN(units); i++) {
+        if (strcasecmp(p, units[i].unit) != 0)
+            continue;
+        if (v > (UINT64_MAX >> units[i].shift))
+            goto big;
+        *bytes = v << units[i].shift;
+        return PT_OK;
+    }
+bad:
+    seterr(err, errlen,
+           "bad size \"%s\" (expected bytes, or a number with B, KB, KiB, MB, MiB, GB or GiB)", s);
+    return PT_ERR;
+big:
+    seterr(err, errlen, "size \"%s\" is too large", s);
+    return PT_ERR;
+}
+
+/* ---- names ---- */
+
+bool
+config_is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+            continue;
+        if (!strchr("!#$%&'*+-.^_`|~", ch))
+            return false;
+    }
+    return true;
+}
+
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions), ASCII
+ * case-insensitive, so "upsteams", "Upstreams" and "upstraems" all land near "upstreams". */
+unsigned
+config_edit_distance(const char *a, const char *b)
+{
+    enum { MAXLEN = 64 };
+    unsigned rows[3][MAXLEN + 1];
+    unsigned *pp = rows[0], *prev = rows[1], *cur = rows[2];
+    size_t la = strlen(a), lb = strlen(b);
+
+    if (la > MAXLEN || lb > MAXLEN)
+        return (unsigned)-1;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        int ca = a[i - 1] >= 'A' && a[i - 1] <= 'Z' ? a[i - 1] | 0x20 : a[i - 1];
+        cur[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int cb = b[j - 1] >= 'A' && b[j - 1] <= 'Z' ? b[j - 1] | 0x20 : b[j - 1];
+            unsigned cost = ca != cb;
+            unsigned d = PT_MIN(prev[j] + 1, cur[j - 1] + 1);
+            d = PT_MIN(d, prev[j - 1] + cost);
+            if (i > 1 && j > 1) {
+                int pa = a[i - 2] >= 'A' && a[i - 2] <= 'Z' ? a[i - 2] | 0x20 : a[i - 2];
+                int pb = b[j - 2] >= 'A' && b[j - 2] <= 'Z' ? b[j - 2] | 0x20 : b[j - 2];
+                if (ca == pb && pa == cb)
+                    d = PT_MIN(d, pp[j - 2] + 1);
+            }
+            cur[j] = d;
+        }
+        unsigned *t = pp;
+        pp = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb];
+}
+
+/* Returns the candidate closest to <word> when it is close enough to be a likely typo: at most
+ * 2 edits, and fewer than half the length of the shorter word, so "x" suggests nothing. */
+const char *
+config_suggest(const char *word, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    unsigned bestd = 3;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = config_edit_distance(word, cands[i]);
+        size_t shorter = PT_MIN(strlen(word), strlen(cands[i]));
+        if (d < bestd && 2 * (size_t)d < PT_MAX(shorter, 2)) {
+            best = cands[i];
+            bestd = d;
+        }
+    }
+    return best;
+}
+
+/* ---- quick mode ---- */
+
+static bool
+addr_same(const struct config_addr *a, const struct config_addr *b)
+{
+    return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
+}
+
+int
+config_from_cli(const char *const *listens, uint32_t nlistens, const char *const *upstreams,
+                uint32_t nupstreams, uint32_t workers, struct config **out, char *err,
+                size_t errlen)
+{
+    char why[256];
+    struct config *c;
+    struct config_upstream *u;
+    struct route *r;
+
+    *out = NULL;
+    if (nlistens == 0) {
+        seterr(err, errlen, "missing --listen ADDR");
+        return PT_ERR;
+    }
+    if (nupstreams == 0) {
+        seterr(err, errlen, "missing --upstream http://HOST:PORT");
+        return PT_ERR;
+    }
+    if (workers > 1024) {
+        seterr(err, errlen, "--workers %u: expected 1..1024", workers);
+        return PT_ERR;
+    }
+
+    c = pt_calloc(1, sizeof(*c));
+    config_defaults(c);
+    c->source = pt_strdup("command line");
+    c->workers = workers ? workers : config_cpu_count();
+
+    c->listens = pt_calloc(nlistens, sizeof(*c->listens));
+    c->nlistens = nlistens;
+    for (uint32_t i = 0; i < nlistens; i++) {
+        if (config_addr_parse(listens[i], CONFIG_ADDR_LISTEN, &c->listens[i], why,
+                              sizeof(why)) != PT_OK) {
+            seterr(err, errlen, "--listen \"%s\": %s", listens[i], why);
+            goto fail;
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            if (addr_same(&c->listens[i], &c->listens[j])) {
+                seterr(err, errlen, "--listen \"%s\": duplicate listen address", listens[i]);
+                goto fail;
+            }
+        }
+    }
+
+    c->upstreams = pt_calloc(1, sizeof(*c->upstreams));
+    c->nupstreams = 1;
+    u = &c->upstreams[0];
+    u->name = pt_strdup("default");
+    u->keepalive = 32;
+    u->keepalive_timeout_ms = 60000;
+    u->keepalive_requests = 10000;
+    u->index = 0;
+    u->servers = pt_calloc(nupstreams, sizeof(*u->servers));
+    u->nservers = nupstreams;
+    for (uint32_t i = 0; i < nupstreams; i++) {
+        struct config_server *s = &u->servers[i];
+        if (config_addr_parse(upstreams[i], CONFIG_ADDR_SERVER, &s->addr, why, sizeof(why)) !=
+            PT_OK) {
+            seterr(err, errlen, "--upstream \"%s\": %s", upstreams[i], why);
+            goto fail;
+        }
+        s->host_header = pt_strdup(s->addr.text);
+        s->weight = 1;
+    }
+
+    c->routes = pt_calloc(1, sizeof(*c->routes));
+    c->nroutes = 1;
+    r = &c->routes[0];
+    r->name = pt_strdup("default");
+    r->action = ROUTE_PROXY;
+    r->upstream = u;
+    r->redirect_status = 302;
+    r->respond_status = 200;
+    *out = c;
+    return PT_OK;
+fail:
+    config_free(c);
+    return PT_ERR;
+}

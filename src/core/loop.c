@@ -1,0 +1,227 @@
+/* Event loop implementation: epoll (edge-triggered), timer heap with lazy re-arm, eventfd. */
+#include "core/loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t
+loop_clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t
+clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+on_wake_readable(struct loop_io *io, uint32_t events)
+{
+    struct loop *l = PT_CONTAINER_OF(io, struct loop, wake_io);
+    uint64_t v;
+    while (read(l->wakefd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+        ;
+    if (l->on_wake)
+        l->on_wake(l);
+}
+
+int
+loop_init(struct loop *l)
+{
+    *l = (struct loop){0};
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd < 0)
+        return PT_ERR;
+    l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->wakefd < 0) {
+        close(l->epfd);
+        return PT_ERR;
+    }
+    l->wake_io.fd = l->wakefd;
+    l->wake_io.cb = on_wake_readable;
+    if (loop_add(l, &l->wake_io, true) != PT_OK) {
+        close(l->wakefd);
+        close(l->epfd);
+        return PT_ERR;
+    }
+    l->now_ms = clock_ms();
+    return PT_OK;
+}
+
+void
+loop_fini(struct loop *l)
+{
+    close(l->wakefd);
+    close(l->epfd);
+    free(l->heap);
+    l->heap = NULL;
+}
+
+int
+loop_add(struct loop *l, struct loop_io *io, bool in_only)
+{
+    struct epoll_event ev = {
+        .events = in_only ? EPOLLIN : (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET),
+        .data.ptr = io,
+    };
+    return epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev) == 0 ? PT_OK : PT_ERR;
+}
+
+void
+loop_del(struct loop *l, struct loop_io *io)
+{
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+}
+
+/* ---- timer heap (1-based indices in t->idx; heap[0] unused) ---- */
+
+static void
+heap_swap(struct loop *l, uint32_t a, uint32_t b)
+{
+    struct loop_timer *t = l->heap[a];
+    l->heap[a] = l->heap[b];
+    l->heap[b] = t;
+    l->heap[a]->idx = a;
+    l->heap[b]->idx = b;
+}
+
+static void
+sift_up(struct loop *l, uint32_t i)
+{
+    while (i > 1 && l->heap[i / 2]->at > l->heap[i]->at) {
+        heap_swap(l, i, i / 2);
+        i /= 2;
+    }
+}
+
+static void
+sift_down(struct loop *l, uint32_t i)
+{
+    for (;;) {
+        uint32_t m = i, a = 2 * i, b = 2 * i + 1;
+        if (a <= l->nheap && l->heap[a]->at < l->heap[m]->at)
+            m = a;
+        if (b <= l->nheap && l->heap[b]->at < l->heap[m]->at)
+            m = b;
+        if (m == i)
+            return;
+        heap_swap(l, i, m);
+        i = m;
+    }
+}
+
+static void
+heap_remove(struct loop *l, struct loop_timer *t)
+{
+    uint32_t i = t->idx;
+    if (i != l->nheap) {
+        heap_swap(l, i, l->nheap);
+        l->nheap--;
+        sift_down(l, i);
+        sift_up(l, i);
+    } else {
+        l->nheap--;
+    }
+    t->idx = 0;
+}
+
+static void
+heap_insert(struct loop *l, struct loop_timer *t)
+{
+    if (l->nheap + 1 >= l->capheap) {
+        l->capheap = l->capheap ? l->capheap * 2 : 64;
+        l->heap = pt_realloc(l->heap, l->capheap * sizeof(*l->heap));
+    }
+    l->heap[++l->nheap] = t;
+    t->idx = l->nheap;
+    sift_up(l, t->idx);
+}
+
+void
+loop_timer_set(struct loop *l, struct loop_timer *t, uint64_t ms)
+{
+    uint64_t want = l->now_ms + ms;
+    t->want = want;
+    if (t->idx) {
+        /* Later deadline: leave the heap entry; it re-inserts itself when it fires early. */
+        if (want >= t->at)
+            return;
+        t->at = want;
+        sift_up(l, t->idx);
+        return;
+    }
+    t->at = want;
+    heap_insert(l, t);
+}
+
+void
+loop_timer_cancel(struct loop *l, struct loop_timer *t)
+{
+    if (t->idx)
+        heap_remove(l, t);
+}
+
+static void
+run_timers(struct loop *l)
+{
+    while (l->nheap && l->heap[1]->at <= l->now_ms) {
+        struct loop_timer *t = l->heap[1];
+        heap_remove(l, t);
+        if (t->want > l->now_ms) {
+            t->at = t->want;
+            heap_insert(l, t);
+            continue;
+        }
+        t->cb(t);
+    }
+}
+
+void
+loop_stop(struct loop *l)
+{
+    l->stop = true;
+}
+
+void
+loop_wake(struct loop *l)
+{
+    uint64_t one = 1;
+    ssize_t r = write(l->wakefd, &one, sizeof(one));
+    (void)r;
+}
+
+void
+loop_run(struct loop *l)
+{
+    struct epoll_event evs[256];
+    while (!l->stop) {
+        int timeout = -1;
+        if (l->nheap) {
+            uint64_t at = l->heap[1]->at;
+            timeout = at <= l->now_ms ? 0 : (int)PT_MIN(at - l->now_ms, 60000u);
+        }
+        int n = epoll_wait(l->epfd, evs, (int)PT_ARRAY_LEN(evs), timeout);
+        l->now_ms = clock_ms();
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct loop_io *io = evs[i].data.ptr;
+            io->cb(io, evs[i].events);
+        }
+        run_timers(l);
+        if (l->on_turn)
+            l->on_turn(l);
+    }
+}

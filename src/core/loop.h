@@ -1,0 +1,74 @@
+/* Event loop: one per worker thread. Edge-triggered epoll for file descriptors (a descriptor is
+ * registered once for both directions and the owner remembers readiness), a binary heap of
+ * timers with lazy re-arming, a cached monotonic clock, and an eventfd for wake-ups from
+ * other threads. Not thread-safe except loop_wake. */
+#ifndef PT_LOOP_H
+#define PT_LOOP_H
+
+#include "core/pt.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+
+struct loop_io;
+typedef void loop_io_cb(struct loop_io *io, uint32_t events);
+
+struct loop_io {
+    int fd;
+    loop_io_cb *cb; /* called with the epoll event bits */
+};
+
+struct loop_timer;
+typedef void loop_timer_cb(struct loop_timer *t);
+
+struct loop_timer {
+    uint64_t at;   /* heap key: when the heap entry fires (ms, loop clock) */
+    uint64_t want; /* the deadline asked for; at <= want while armed (lazy re-arm) */
+    uint32_t idx;  /* 1-based position in the heap, 0 when not armed */
+    loop_timer_cb *cb;
+};
+
+struct loop {
+    int epfd;
+    int wakefd;
+    struct loop_io wake_io;
+    uint64_t now_ms; /* monotonic, refreshed after each wait */
+    struct loop_timer **heap;
+    uint32_t nheap, capheap;
+    bool stop;
+    void (*on_wake)(struct loop *l);  /* called after loop_wake from any thread */
+    void (*on_turn)(struct loop *l);  /* called after each turn's events and timers: objects
+                                       * closed during the turn are freed there, since a later
+                                       * event of the same turn may still name them */
+    void *data;
+};
+
+int loop_init(struct loop *l);
+void loop_fini(struct loop *l);
+
+/* Registers <io> for EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge-triggered (or only EPOLLIN for
+ * listeners when <in_only>). Returns PT_OK or PT_ERR (errno set). */
+int loop_add(struct loop *l, struct loop_io *io, bool in_only);
+void loop_del(struct loop *l, struct loop_io *io);
+
+/* Arms <t> to fire <ms> from now (re-arming an armed timer moves its deadline). */
+void loop_timer_set(struct loop *l, struct loop_timer *t, uint64_t ms);
+void loop_timer_cancel(struct loop *l, struct loop_timer *t);
+static inline bool
+loop_timer_armed(const struct loop_timer *t)
+{
+    return t->idx != 0;
+}
+
+/* Runs until loop_stop. */
+void loop_run(struct loop *l);
+void loop_stop(struct loop *l);
+
+/* Wakes the loop from another thread; on_wake runs on the loop's thread. */
+void loop_wake(struct loop *l);
+
+/* Monotonic microseconds (not cached). */
+uint64_t loop_clock_us(void);
+
+#endif

@@ -1,0 +1,244 @@
+/* Process start: command line, configuration, logging, worker threads, and the main thread's
+ * signal loop (SIGTERM/SIGINT graceful stop, SIGQUIT fast stop, SIGUSR1 log reopen). */
+#include "config/config.h"
+#include "core/log.h"
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CLI 64
+
+static void
+usage(FILE *f)
+{
+    fprintf(
+        f, "Usage: portico -c FILE            run from a YAML configuration\n"
+           "       portico -t -c FILE         check a configuration and exit\n"
+           "       portico --listen ADDR --upstream http://HOST:PORT [--upstream ...]\n"
+           "               [--workers N] [--access-log PATH|off] [--log-level LEVEL]\n"
+           "       portico --version\n"
+           "\n"
+           "  -c, --config FILE    configuration file (docs/configuration.md)\n"
+           "  -t, --test           validate the configuration, print errors, exit 0 or 1\n"
+           "  --listen ADDR        listen address, e.g. 127.0.0.1:8080 or [::1]:8080 (repeatable)\n"
+           "  --upstream URL       upstream server, e.g. http://127.0.0.1:9000 (repeatable:\n"
+           "                       several form one round-robin pool)\n"
+           "  --workers N          worker threads (default: one per core)\n"
+           "  --access-log PATH    stdout (default), stderr, off or a file\n"
+           "  --log-level LEVEL    error, warn, info (default) or debug\n"
+           "  -V, --version        print the version\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config_path = NULL, *access_log = NULL, *log_level_s = NULL;
+    const char *listens[MAX_CLI], *upstreams[MAX_CLI];
+    uint32_t nlistens = 0, nupstreams = 0, workers = 0;
+    bool test_only = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                                                               \
+    do {                                                                                           \
+        if (!v) {                                                                                  \
+            fprintf(stderr, "portico: %s needs a value\n", a);                                     \
+            return 1;                                                                              \
+        }                                                                                          \
+        i++;                                                                                       \
+    } while (0)
+        if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+            NEED_VALUE();
+            config_path = v;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--test")) {
+            test_only = true;
+        } else if (!strcmp(a, "--listen")) {
+            NEED_VALUE();
+            if (nlistens == MAX_CLI) {
+                fprintf(stderr, "portico: too many --listen\n");
+                return 1;
+            }
+            listens[nlistens++] = v;
+        } else if (!strcmp(a, "--upstream")) {
+            NEED_VALUE();
+            if (nupstreams == MAX_CLI) {
+                fprintf(stderr, "portico: too many --upstream\n");
+                return 1;
+            }
+            upstreams[nupstreams++] = v;
+        } else if (!strcmp(a, "--workers")) {
+            NEED_VALUE();
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 1024) {
+                fprintf(stderr, "portico: --workers \"%s\": expected a number from 1 to 1024\n", v);
+                return 1;
+            }
+            workers = (uint32_t)n;
+        } else if (!strcmp(a, "--access-log")) {
+            NEED_VALUE();
+            access_log = v;
+        } else if (!strcmp(a, "--log-level")) {
+            NEED_VALUE();
+            log_level_s = v;
+        } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            printf("portico %s\n", PT_VERSION);
+            return 0;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "portico: unknown argument \"%s\"\n\n", a);
+            usage(stderr);
+            return 1;
+        }
+#undef NEED_VALUE
+    }
+
+    char err[1024] = "";
+    struct config *cfg = NULL;
+    if (config_path) {
+        if (nlistens || nupstreams) {
+            fprintf(stderr, "portico: use either -c FILE or --listen/--upstream, not both\n");
+            return 1;
+        }
+        if (config_load_file(config_path, &cfg, err, sizeof(err)) != PT_OK) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        if (workers)
+            cfg->workers = workers;
+    } else if (nlistens || nupstreams) {
+        if (!nlistens || !nupstreams) {
+            fprintf(stderr, "portico: quick mode needs --listen and at least one --upstream\n");
+            return 1;
+        }
+        if (config_from_cli(listens, nlistens, upstreams, nupstreams, workers, &cfg, err,
+                            sizeof(err)) != PT_OK) {
+            fprintf(stderr, "portico: %s\n", err);
+            return 1;
+        }
+    } else {
+        usage(stderr);
+        return 1;
+    }
+    if (access_log) {
+        free(cfg->access_log);
+        cfg->access_log = pt_strdup(access_log);
+    }
+    if (log_level_s) {
+        int lv = log_level_parse(log_level_s);
+        if (lv < 0) {
+            fprintf(stderr, "portico: --log-level \"%s\": expected error, warn, info or debug\n",
+                    log_level_s);
+            config_free(cfg);
+            return 1;
+        }
+        cfg->error_log_level = lv;
+    }
+    if (test_only) {
+        printf("%s: configuration is valid\n", cfg->source ? cfg->source : "configuration");
+        config_free(cfg);
+        return 0;
+    }
+
+    /* Signals are taken by the main thread only (sigwait); workers inherit the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (log_start(cfg->error_log, cfg->error_log_level, cfg->access_log,
+                  cfg->access_log_format == LOG_FORMAT_JSON, err, sizeof(err)) != PT_OK) {
+        fprintf(stderr, "portico: %s\n", err);
+        config_free(cfg);
+        return 1;
+    }
+
+    int rc = 0;
+    uint32_t nw = cfg->workers ? cfg->workers : 1;
+    struct worker **ws = pt_calloc(nw, sizeof(*ws));
+    for (uint32_t i = 0; i < nw; i++) {
+        ws[i] = worker_new(i, cfg, err, sizeof(err));
+        if (!ws[i]) {
+            log_error("%s", err);
+            for (uint32_t k = 0; k < i; k++)
+                worker_free(ws[k]);
+            free(ws);
+            log_stop();
+            fprintf(stderr, "portico: %s\n", err);
+            config_free(cfg);
+            return 1;
+        }
+    }
+    for (uint32_t i = 0; i < nw; i++) {
+        if (worker_start(ws[i]) != PT_OK) {
+            log_error("cannot start worker %u", i);
+            atomic_store(&worker_stop_requested, 1);
+            for (uint32_t k = 0; k < i; k++)
+                worker_request_stop(ws[k]);
+            for (uint32_t k = 0; k < i; k++)
+                worker_join(ws[k]);
+            for (uint32_t k = 0; k < nw; k++)
+                worker_free(ws[k]);
+            free(ws);
+            log_stop();
+            config_free(cfg);
+            return 1;
+        }
+    }
+    for (uint32_t i = 0; i < cfg->nlistens; i++)
+        log_info("portico %s listening on %s (%u worker%s)", PT_VERSION, cfg->listens[i].text, nw,
+                 nw == 1 ? "" : "s");
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1) {
+            if (log_reconfigure(cfg->error_log, cfg->error_log_level, cfg->access_log,
+                                cfg->access_log_format == LOG_FORMAT_JSON, err,
+                                sizeof(err)) != PT_OK)
+                log_error("reopening logs: %s", err);
+            else
+                log_info("log files reopened");
+            continue;
+        }
+        if (sig == SIGHUP) {
+            log_warn("SIGHUP: configuration reload is not supported yet; still running on %s",
+                     cfg->source ? cfg->source : "the current configuration");
+            continue;
+        }
+        log_info("%s: stopping%s", strsignal(sig),
+                 sig == SIGQUIT ? " now" : " after in-flight requests");
+        if (sig == SIGQUIT) {
+            /* fast stop: no drain */
+            cfg->timeouts.drain_ms = 0;
+        }
+        break;
+    }
+    atomic_store(&worker_stop_requested, 1);
+    for (uint32_t i = 0; i < nw; i++)
+        worker_request_stop(ws[i]);
+    for (uint32_t i = 0; i < nw; i++)
+        worker_join(ws[i]);
+    for (uint32_t i = 0; i < nw; i++)
+        worker_free(ws[i]);
+    free(ws);
+    log_info("stopped");
+    log_stop();
+    config_free(cfg);
+    return rc;
+}

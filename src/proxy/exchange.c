@@ -1,0 +1,1935 @@
+/* The HTTP/1.1 proxy path: client connections, request routing, the relay of one request and
+ * its response between a client and an upstream connection, tunnels, local responses and
+ * errors. Bodies stream through the reading side's buffer straight to the other socket
+ * (writev), so a full buffer is the back-pressure: a side is read only while its buffer has
+ * room. Each connection has one timer whose meaning follows its state. */
+#include "proxy/exchange.h"
+#include "core/log.h"
+#include "http/chunked.h"
+#include "http/h1_parse.h"
+#include "net/sock.h"
+#include "proxy/route.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RESP_HEAD_MAX  BUF_SIZE /* a response head larger than this is a 502 */
+#define LINGER_MS      2000     /* reading what a client still sends after an error reply */
+#define META_CAP       2048     /* request line, Host, Referer, User-Agent kept for the log */
+#define REQUEST_ID_MAX 128
+
+enum client_state {
+    CS_IDLE = 0, /* between requests (or new): keep-alive or header timer */
+    CS_HEAD,     /* some bytes of a request head arrived */
+    CS_ACTIVE,   /* an exchange runs */
+    CS_TUNNEL,   /* upgraded: bytes both ways */
+    CS_LINGER,   /* error reply flushed, write side shut; draining input before close */
+    CS_CLOSED,
+};
+
+struct client {
+    struct loop_io io;
+    struct worker *w;
+    struct loop_timer timer;
+    struct buf rbuf, wbuf;
+    struct exchange *x;
+    struct client *next, *prev; /* worker's list; next also links the dead list */
+    uint32_t requests;
+    uint32_t scanned; /* head bytes already searched for the end of the head */
+    uint8_t state;
+    bool readable, writable, rd_eof, close_after;
+    uint8_t peer_len;
+    sa_family_t family;
+    char peer[48];
+};
+
+/* One direction of body transfer from a source buffer to a sink socket. */
+struct pipe {
+    enum h1_body in;  /* framing of the incoming body */
+    bool out_chunked; /* re-encode as chunked on the way out */
+    bool in_done;     /* every body byte of the source has been taken */
+    bool done;        /* and written out, framing included */
+    bool last_sent;   /* out_chunked: the last chunk is queued */
+    bool framed;      /* any framing byte was queued (the request can no longer be replayed) */
+    bool too_large;
+    uint64_t remaining; /* H1_BODY_LENGTH: bytes not yet taken */
+    uint64_t span;      /* body bytes at the front of the source buffer ready to go out */
+    uint64_t chunk_left;
+    uint64_t total; /* body bytes written out */
+    uint64_t limit; /* 0 = none */
+    struct chunked_dec dec;
+};
+
+struct exchange {
+    struct client *c;
+    struct upconn *u;
+    struct exchange *next_free;
+    const struct route *route;
+    struct upool *pool;
+    struct upool_server *srv;
+    enum http_method method;
+    uint8_t version_minor;
+    uint8_t attempts;
+    bool req_close;    /* the client does not want to keep the connection */
+    bool upgrade;      /* the request asks for a protocol upgrade */
+    bool replayable;   /* nothing but the head went up: may be resent on a fresh connection */
+    bool head_sent;    /* the request head reached the upstream socket */
+    bool resp_started; /* the final response head is queued to the client */
+    bool local;        /* answered by Portico itself */
+    bool tunnel;
+    bool up_reusable;
+    uint32_t head_len;
+    struct pipe req, resp;
+    int status;
+    uint64_t bytes_out;
+    uint64_t t_start_us, t_up_us, t_up_end_us;
+    int64_t time_unix_us;
+    uint16_t m_method, m_target, m_host, m_ref, m_ua;
+    uint8_t rid_len;
+    char rid[REQUEST_ID_MAX + 1];
+    char meta[META_CAP];
+};
+
+static void client_run(struct client *c);
+static void client_close(struct client *c);
+static void x_run(struct exchange *x);
+static void x_fail(struct exchange *x, int status);
+
+/* ------------------------------------------------------------------ small helpers */
+
+static inline const struct config *
+cfg_of(struct client *c)
+{
+    return c->w->cfg;
+}
+
+static inline void
+append(struct buf *b, struct worker *w, const char *s, size_t n)
+{
+    buf_append(b, &w->bufs, s, (uint32_t)n);
+}
+
+#define APPEND_LIT(b, w, s) append((b), (w), (s), sizeof(s) - 1)
+
+static inline void
+append_str(struct buf *b, struct worker *w, const char *s)
+{
+    append(b, w, s, strlen(s));
+}
+
+static void
+append_u64(struct buf *b, struct worker *w, uint64_t v)
+{
+    char tmp[24];
+    int i = 24;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    append(b, w, tmp + i, (size_t)(24 - i));
+}
+
+static inline void
+append_field(struct buf *b, struct worker *w, const char *n, size_t nl, const char *v, size_t vl)
+{
+    buf_reserve(b, &w->bufs, (uint32_t)(nl + vl + 4));
+    char *p = buf_tail(b);
+    memcpy(p, n, nl);
+    p += nl;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, v, vl);
+    p += vl;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len += (uint32_t)(nl + vl + 4);
+}
+
+static bool
+list_has_name(const char *v, size_t len, const char *name, size_t nlen)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        if (i - s == nlen && strncasecmp(v + s, name, nlen) == 0)
+            return true;
+        while (i < len && v[i] != ',')
+            i++;
+    }
+    return false;
+}
+
+static uint64_t
+rng_next(struct worker *w)
+{
+    uint64_t s1 = w->rng[0];
+    const uint64_t s0 = w->rng[1];
+    w->rng[0] = s0;
+    s1 ^= s1 << 23;
+    w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return w->rng[1] + s0;
+}
+
+static bool
+request_id_valid(const char *v, size_t n)
+{
+    if (n == 0 || n > REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = v[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void
+make_request_id(struct worker *w, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = rng_next(w), b = rng_next(w);
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(a >> (i * 4)) & 15];
+        out[16 + i] = hex[(b >> (i * 4)) & 15];
+    }
+    out[32] = '\0';
+}
+
+/* Reads into <b> while it has room. Returns bytes read (0 when none), or -1 on error.
+ * Sets *eof on end of stream and clears *readable once the socket is drained. */
+static ssize_t
+read_into(int fd, struct buf *b, struct buf_pool *p, bool *readable, bool *eof)
+{
+    buf_ensure(b, p);
+    if (b->off && buf_space(b) < 4096)
+        buf_compact(b);
+    ssize_t total = 0;
+    while (*readable && buf_space(b) > 0) {
+        size_t want = buf_space(b);
+        ssize_t n = read(fd, buf_tail(b), want);
+        if (n > 0) {
+            b->len += (uint32_t)n;
+            total += n;
+            if ((size_t)n < want) {
+                /* Drained: edge-triggered epoll reports the next arrival. */
+                *readable = false;
+            }
+            continue;
+        }
+        if (n == 0) {
+            *eof = true;
+            *readable = false;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            *readable = false;
+            break;
+        }
+        return -1;
+    }
+    return total;
+}
+
+/* ------------------------------------------------------------------ body pipe */
+
+static void
+pipe_init(struct pipe *p, enum h1_body in, int64_t length, bool out_chunked, uint64_t limit)
+{
+    *p = (struct pipe){.in = in, .out_chunked = out_chunked, .limit = limit};
+    if (in == H1_BODY_LENGTH)
+        p->remaining = (uint64_t)length;
+    if (in == H1_BODY_NONE)
+        p->in_done = true;
+}
+
+/* Moves body bytes from <src> to <fd>, queueing framing in <out> (written first).
+ * Returns PT_OK when p->done or when more input is needed, PT_EAGAIN when the sink is full,
+ * PT_ERR on a write error or invalid input (p->dec.error or p->too_large say which). */
+static int
+pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, int fd,
+          bool *writable, uint64_t *written)
+{
+    for (;;) {
+        if (p->span == 0 && !p->in_done) {
+            switch (p->in) {
+            case H1_BODY_LENGTH: {
+                uint64_t n = PT_MIN(p->remaining, (uint64_t)src->len);
+                p->span = n;
+                p->remaining -= n;
+                if (p->remaining == 0)
+                    p->in_done = true;
+                break;
+            }
+            case H1_BODY_CLOSE: p->span = src->len; break;
+            case H1_BODY_CHUNKED:
+                while (src->len && p->span == 0 && !p->in_done) {
+                    size_t used, off, dlen;
+                    int rc = chunked_decode(&p->dec, buf_data(src), src->len, &used, &off, &dlen);
+                    if (rc == PT_ERR)
+                        return PT_ERR;
+                    if (dlen) {
+                        buf_consume(src, (uint32_t)off);
+                        p->span = dlen;
+                    } else {
+                        buf_consume(src, (uint32_t)used);
+                    }
+                    if (rc == PT_EDONE)
+                        p->in_done = true;
+                }
+                break;
+            default: p->in_done = true;
+            }
+            if (p->limit && p->total + p->span > p->limit) {
+                p->too_large = true;
+                return PT_ERR;
+            }
+        }
+        if (p->out_chunked) {
+            if (p->span && p->chunk_left == 0) {
+                char h[24];
+                size_t n = chunked_header(h, p->span);
+                append(out, w, h, n);
+                p->chunk_left = p->span;
+                p->framed = true;
+            }
+            if (p->in_done && p->span == 0 && !p->last_sent) {
+                APPEND_LIT(out, w, CHUNKED_LAST);
+                p->last_sent = true;
+                p->framed = true;
+            }
+        }
+        if (out->len == 0 && p->span == 0) {
+            if (p->in_done)
+                p->done = true;
+            return PT_OK;
+        }
+        if (!*writable)
+            return PT_EAGAIN;
+        struct iovec iov[2];
+        int n = 0;
+        size_t want = 0;
+        if (out->len) {
+            iov[n].iov_base = buf_data(out);
+            iov[n].iov_len = out->len;
+            want += out->len;
+            n++;
+        }
+        if (p->span) {
+            iov[n].iov_base = buf_data(src);
+            iov[n].iov_len = (size_t)p->span;
+            want += (size_t)p->span;
+            n++;
+        }
+        ssize_t r = writev(fd, iov, n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                *writable = false;
+                return PT_EAGAIN;
+            }
+            return PT_ERR;
+        }
+        if ((size_t)r < want)
+            *writable = false;
+        *written += (uint64_t)r;
+        size_t k = (size_t)r;
+        uint32_t a = (uint32_t)PT_MIN(k, (size_t)out->len);
+        buf_consume(out, a);
+        k -= a;
+        if (k) {
+            buf_consume(src, (uint32_t)k);
+            p->span -= k;
+            p->total += k;
+            if (p->out_chunked) {
+                p->chunk_left -= k;
+                if (p->chunk_left == 0)
+                    APPEND_LIT(out, w, "\r\n");
+            }
+        }
+    }
+}
+
+/* Writes what <b> holds. Returns PT_OK when empty, PT_EAGAIN, or PT_ERR. */
+static int
+flush_buf(int fd, struct buf *b, bool *writable, uint64_t *written)
+{
+    while (b->len) {
+        if (!*writable)
+            return PT_EAGAIN;
+        ssize_t r = write(fd, buf_data(b), b->len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                *writable = false;
+                return PT_EAGAIN;
+            }
+            return PT_ERR;
+        }
+        if ((uint32_t)r < b->len)
+            *writable = false;
+        if (written)
+            *written += (uint64_t)r;
+        buf_consume(b, (uint32_t)r);
+    }
+    return PT_OK;
+}
+
+/* ------------------------------------------------------------------ local responses */
+
+/* Queues a complete small response to the client. <close> adds Connection: close. */
+static void
+queue_simple(struct client *c, struct exchange *x, int status, const char *ctype, const char *body,
+             size_t blen, const char *location, bool close)
+{
+    struct worker *w = c->w;
+    struct buf *b = &c->wbuf;
+    APPEND_LIT(b, w, "HTTP/1.1 ");
+    append_u64(b, w, (uint64_t)status);
+    APPEND_LIT(b, w, " ");
+    append_str(b, w, http_reason(status));
+    APPEND_LIT(b, w, "\r\n");
+    if (location)
+        append_field(b, w, "Location", 8, location, strlen(location));
+    if (x && x->rid_len)
+        append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
+    if (x && x->route && status < 500) {
+        const struct header_rules *rs = &x->route->response_headers;
+        for (uint32_t i = 0; i < rs->n; i++) {
+            if (rs->v[i].op != HEADER_REMOVE)
+                append_field(b, w, rs->v[i].name, strlen(rs->v[i].name), rs->v[i].value,
+                             strlen(rs->v[i].value));
+        }
+    }
+    if (status != 204 && status != 304) {
+        if (blen || ctype)
+            append_field(b, w, "Content-Type", 12, ctype ? ctype : "text/plain",
+                         ctype ? strlen(ctype) : 10);
+        APPEND_LIT(b, w, "Content-Length: ");
+        append_u64(b, w, blen);
+        APPEND_LIT(b, w, "\r\n");
+    }
+    if (close)
+        APPEND_LIT(b, w, "Connection: close\r\n");
+    APPEND_LIT(b, w, "\r\n");
+    if (blen && !(x && x->method == HTTP_M_HEAD))
+        append(b, w, body, blen);
+}
+
+static void
+queue_error(struct client *c, struct exchange *x, int status, bool close)
+{
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+    queue_simple(c, x, status, "text/plain; charset=utf-8", body, (size_t)n, NULL, close);
+}
+
+/* ------------------------------------------------------------------ client connection */
+
+static void
+client_set_timer(struct client *c, uint32_t ms)
+{
+    loop_timer_set(&c->w->loop, &c->timer, ms);
+}
+
+static void
+on_client_io(struct loop_io *io, uint32_t events)
+{
+    struct client *c = PT_CONTAINER_OF(io, struct client, io);
+    if (c->state == CS_CLOSED)
+        return;
+    if (events & EPOLLOUT)
+        c->writable = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->readable = true;
+    client_run(c);
+}
+
+static void
+client_close(struct client *c)
+{
+    struct worker *w = c->w;
+    if (c->state == CS_CLOSED)
+        return;
+    c->state = CS_CLOSED;
+    loop_timer_cancel(&w->loop, &c->timer);
+    loop_del(&w->loop, &c->io);
+    close(c->io.fd);
+    buf_release(&c->rbuf, &w->bufs);
+    buf_release(&c->wbuf, &w->bufs);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nclients--;
+    c->next = w->dead_clients;
+    w->dead_clients = c;
+    if (w->draining && w->nclients == 0)
+        loop_stop(&w->loop);
+}
+
+/* Flushes the pending reply, shuts the write side and reads out what the client still sends,
+ * so that closing does not reset the connection before the client has read the reply. */
+static void
+client_linger(struct client *c)
+{
+    c->state = CS_LINGER;
+    c->close_after = true;
+    client_set_timer(c, LINGER_MS);
+    client_run(c);
+}
+
+static void
+run_linger(struct client *c)
+{
+    int rc = flush_buf(c->io.fd, &c->wbuf, &c->writable, NULL);
+    if (rc == PT_ERR) {
+        client_close(c);
+        return;
+    }
+    if (rc == PT_EAGAIN)
+        return;
+    if (c->wbuf.base) {
+        buf_release(&c->wbuf, &c->w->bufs);
+        shutdown(c->io.fd, SHUT_WR);
+    }
+    char tmp[4096];
+    while (c->readable) {
+        ssize_t n = read(c->io.fd, tmp, sizeof(tmp));
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->readable = false;
+            return;
+        }
+        client_close(c);
+        return;
+    }
+}
+
+static void
+client_error(struct client *c, int status)
+{
+    queue_error(c, NULL, status, true);
+    client_linger(c);
+}
+
+static void
+on_client_timer(struct loop_timer *t)
+{
+    struct client *c = PT_CONTAINER_OF(t, struct client, timer);
+    switch (c->state) {
+    case CS_IDLE:
+        if (c->rbuf.len == 0 && c->requests > 0) {
+            client_close(c); /* keep-alive idle: nothing to say */
+            return;
+        }
+        if (c->requests == 0 && c->rbuf.len == 0) {
+            client_close(c); /* connected and never spoke */
+            return;
+        }
+        /* fall through */
+    case CS_HEAD: client_error(c, 408); return;
+    case CS_ACTIVE:
+        if (c->x) {
+            struct exchange *x = c->x;
+            if (!x->req.done && !x->resp_started && c->wbuf.len == 0) {
+                x_fail(x, 408);
+                return;
+            }
+        }
+        client_close(c);
+        return;
+    default: client_close(c);
+    }
+}
+
+static void
+client_register(struct worker *w, int fd, const struct sockaddr_storage *sa)
+{
+    struct client *c = pt_calloc(1, sizeof(*c));
+    c->io.fd = fd;
+    c->io.cb = on_client_io;
+    c->w = w;
+    c->timer.cb = on_client_timer;
+    c->family = sa->ss_family;
+    c->peer_len = (uint8_t)sock_ntop((const struct sockaddr *)sa, c->peer, sizeof(c->peer));
+    if (loop_add(&w->loop, &c->io, false) != PT_OK) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = w->clients;
+    if (w->clients)
+        w->clients->prev = c;
+    w->clients = c;
+    w->nclients++;
+    /* A new connection must deliver its first request head within the header timeout. */
+    client_set_timer(c, cfg_of(c)->timeouts.client_header_ms);
+    c->readable = true; /* data may already be queued with the connection */
+    c->writable = true;
+    client_run(c);
+}
+
+void
+exchange_on_accept(struct loop_io *io, uint32_t events)
+{
+    struct listener *l = PT_CONTAINER_OF(io, struct listener, io);
+    struct worker *w = l->w;
+    for (int i = 0; i < 64 && !w->draining; i++) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        int fd = accept4(io->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        client_register(w, fd, &sa);
+    }
+}
+
+/* Quick check that rbuf may now hold a whole head (or an error the parser reports), so that a
+ * client dripping bytes costs a scan of the new bytes, not a full parse, per read. */
+static bool
+head_ready(struct client *c, const struct config_limits *lim)
+{
+    const char *b = buf_data(&c->rbuf);
+    uint32_t len = c->rbuf.len, i = c->scanned;
+    if (len > lim->max_header_size)
+        return true;
+    for (;;) {
+        const char *p = memchr(b + i, '\n', len - i);
+        if (!p) {
+            c->scanned = len;
+            /* A request line longer than its limit is reported before its end arrives. */
+            return memchr(b, '\n', len) == NULL && len > lim->max_request_line;
+        }
+        i = (uint32_t)(p - b);
+        if (i == 0 || b[i - 1] != '\r')
+            return true;
+        if (i >= 3 && b[i - 2] == '\n' && b[i - 3] == '\r')
+            return true;
+        i++;
+        c->scanned = i;
+    }
+}
+
+static void start_exchange(struct client *c, struct h1_request *r);
+
+static void
+run_head(struct client *c)
+{
+    const struct config *cfg = cfg_of(c);
+    for (;;) {
+        bool eof = false;
+        if (c->rbuf.len == 0)
+            c->scanned = 0;
+        ssize_t n = read_into(c->io.fd, &c->rbuf, &c->w->bufs, &c->readable, &eof);
+        if (n < 0) {
+            client_close(c);
+            return;
+        }
+        if (c->rbuf.len && c->state == CS_IDLE) {
+            c->state = CS_HEAD;
+            if (c->requests > 0)
+                client_set_timer(c, cfg->timeouts.client_header_ms);
+        }
+        if (c->rbuf.len && head_ready(c, &cfg->limits)) {
+            struct h1_request r;
+            r.fields = c->w->fields;
+            r.fields_cap = WORKER_MAX_FIELDS;
+            struct h1_limits lim = {
+                .max_request_line = cfg->limits.max_request_line,
+                .max_head = cfg->limits.max_header_size,
+                .max_fields = cfg->limits.max_headers,
+            };
+            int rc = h1_parse_request(&r, buf_data(&c->rbuf), c->rbuf.len, &lim);
+            if (rc == PT_OK) {
+                start_exchange(c, &r);
+                return;
+            }
+            if (rc == PT_ERR) {
+                log_info("client %s: %d: %s", c->peer, r.error_status, r.error);
+                client_error(c, r.error_status);
+                return;
+            }
+        }
+        if (eof) {
+            client_close(c);
+            return;
+        }
+        if (n == 0 || !c->readable) {
+            if (c->rbuf.len == 0)
+                buf_release(&c->rbuf, &c->w->bufs);
+            return;
+        }
+    }
+}
+
+/* Sets the client to wait for its next request (or closes it). */
+static void
+client_next(struct client *c)
+{
+    const struct config *cfg = cfg_of(c);
+    c->x = NULL;
+    if (c->close_after || c->w->draining) {
+        if (c->rd_eof || c->rbuf.len == 0)
+            client_close(c);
+        else
+            client_linger(c);
+        return;
+    }
+    c->state = CS_IDLE;
+    c->scanned = 0;
+    buf_release_if_empty(&c->wbuf, &c->w->bufs);
+    if (c->rd_eof && c->rbuf.len == 0) {
+        client_close(c);
+        return;
+    }
+    client_set_timer(c, c->rbuf.len ? cfg->timeouts.client_header_ms
+                                    : cfg->timeouts.client_keepalive_ms);
+    if (c->rbuf.len) {
+        c->state = CS_HEAD;
+        run_head(c);
+    } else {
+        buf_release_if_empty(&c->rbuf, &c->w->bufs);
+    }
+}
+
+static void run_tunnel(struct client *c);
+
+static void
+client_run(struct client *c)
+{
+    switch (c->state) {
+    case CS_IDLE:
+    case CS_HEAD: run_head(c); break;
+    case CS_ACTIVE: x_run(c->x); break;
+    case CS_TUNNEL: run_tunnel(c); break;
+    case CS_LINGER: run_linger(c); break;
+    }
+}
+
+/* ------------------------------------------------------------------ exchange set-up */
+
+static struct exchange *
+x_new(struct worker *w)
+{
+    struct exchange *x = w->free_x;
+    if (x)
+        w->free_x = x->next_free;
+    else
+        x = pt_malloc(sizeof(*x));
+    memset(x, 0, offsetof(struct exchange, meta));
+    return x;
+}
+
+static void
+x_free(struct worker *w, struct exchange *x)
+{
+    x->next_free = w->free_x;
+    w->free_x = x;
+}
+
+void
+exchange_free_cache(struct worker *w)
+{
+    while (w->free_x) {
+        struct exchange *x = w->free_x;
+        w->free_x = x->next_free;
+        free(x);
+    }
+}
+
+static void
+keep_meta(struct exchange *x, const struct h1_request *r)
+{
+    const char *ref = NULL, *ua = NULL;
+    uint32_t refl = 0, ual = 0;
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        if (f->name_len == 7 && http_name_eq(f->name, 7, "referer")) {
+            ref = f->value;
+            refl = f->value_len;
+        } else if (f->name_len == 10 && http_name_eq(f->name, 10, "user-agent")) {
+            ua = f->value;
+            ual = f->value_len;
+        }
+    }
+    size_t room = META_CAP, off = 0;
+#define KEEP(dst, s, n)                                                                            \
+    do {                                                                                           \
+        size_t k_ = PT_MIN((size_t)(n), room);                                                     \
+        if (k_)                                                                                    \
+            memcpy(x->meta + off, (s), k_);                                                        \
+        off += k_;                                                                                 \
+        room -= k_;                                                                                \
+        (dst) = (uint16_t)k_;                                                                      \
+    } while (0)
+    KEEP(x->m_method, r->method, r->method_len);
+    KEEP(x->m_target, r->target, r->target_len);
+    KEEP(x->m_host, r->host, r->host_len);
+    KEEP(x->m_ref, ref, refl);
+    KEEP(x->m_ua, ua, ual);
+#undef KEEP
+}
+
+static void
+x_log(struct exchange *x)
+{
+    struct client *c = x->c;
+    uint64_t now = loop_clock_us();
+    const char *m = x->meta;
+    struct log_access a = {
+        .client = c->peer,
+        .client_len = c->peer_len,
+        .method = m,
+        .method_len = x->m_method,
+        .target = m + x->m_method,
+        .target_len = x->m_target,
+        .version_minor = x->version_minor,
+        .status = x->status,
+        .bytes_sent = x->bytes_out,
+        .host = m + x->m_method + x->m_target,
+        .host_len = x->m_host,
+        .referer = m + x->m_method + x->m_target + x->m_host,
+        .referer_len = x->m_ref,
+        .user_agent = m + x->m_method + x->m_target + x->m_host + x->m_ref,
+        .user_agent_len = x->m_ua,
+        .upstream = x->srv ? x->srv->addr_text : NULL,
+        .upstream_len = x->srv ? x->srv->addr_len : 0,
+        .upstream_us =
+            x->t_up_us ? (int64_t)((x->t_up_end_us ? x->t_up_end_us : now) - x->t_up_us) : -1,
+        .total_us = (int64_t)(now - x->t_start_us),
+        .request_id = x->rid,
+        .request_id_len = x->rid_len,
+        .route = x->route ? x->route->name : NULL,
+        .time_unix_us = x->time_unix_us,
+    };
+    log_access(&a);
+}
+
+/* Ends the exchange: log, upstream connection back to its pool or closed, client to its next
+ * request. */
+static void
+x_finish(struct exchange *x)
+{
+    struct client *c = x->c;
+    struct worker *w = c->w;
+    x_log(x);
+    if (x->u) {
+        struct upconn *u = x->u;
+        x->u = NULL;
+        if (x->up_reusable && x->req.done && x->resp.done && !x->tunnel) {
+            loop_timer_cancel(&w->loop, &u->timer);
+            upconn_release(u);
+        } else {
+            upconn_close(u);
+        }
+    }
+    if (!x->req.done)
+        c->close_after = true; /* the rest of the request body was never read */
+    x_free(w, x);
+    c->x = NULL;
+    client_next(c);
+}
+
+/* Answers locally (no upstream): queues the response and runs the exchange to flush it. */
+static void
+x_local(struct exchange *x, int status, const char *ctype, const char *body, size_t blen,
+        const char *location)
+{
+    struct client *c = x->c;
+    x->local = true;
+    x->status = status;
+    if (!x->req.done) {
+        /* The request body will not be read: close after the reply. */
+        c->close_after = true;
+        x->req.done = true;
+    }
+    if (x->req_close)
+        c->close_after = true;
+    queue_simple(c, x, status, ctype, body, blen, location, c->close_after);
+    x->resp_started = true;
+    pipe_init(&x->resp, H1_BODY_NONE, 0, false, 0);
+    x_run(x);
+}
+
+static void
+x_error_local(struct exchange *x, int status)
+{
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+    x_local(x, status, "text/plain; charset=utf-8", body, (size_t)n, NULL);
+}
+
+/* Upstream trouble. Before the response head went out: an error reply; after: the client
+ * connection is cut, which is all HTTP/1.1 can say about a truncated response. */
+static void
+x_fail(struct exchange *x, int status)
+{
+    struct client *c = x->c;
+    if (x->u) {
+        upconn_close(x->u);
+        x->u = NULL;
+    }
+    if (!x->t_up_end_us && x->t_up_us)
+        x->t_up_end_us = loop_clock_us();
+    if (x->resp_started) {
+        x->status = x->status ? x->status : status;
+        x_log(x);
+        x_free(c->w, x);
+        c->x = NULL;
+        client_close(c);
+        return;
+    }
+    if (!x->req.done)
+        c->close_after = true;
+    x->up_reusable = false;
+    x_error_local(x, status);
+}
+
+static int connect_upstream(struct exchange *x, bool fresh);
+
+/* Serializes the request head for the upstream into u->wbuf. */
+static void
+write_request_head(struct exchange *x, const struct h1_request *r)
+{
+    struct client *c = x->c;
+    struct worker *w = c->w;
+    const struct config *cfg = w->cfg;
+    const struct route *rt = x->route;
+    struct buf *b = &x->u->wbuf;
+
+    /* request line */
+    append(b, w, r->method, r->method_len);
+    APPEND_LIT(b, w, " ");
+    if (r->target_form == H1_TARGET_ASTERISK) {
+        APPEND_LIT(b, w, "*");
+    } else {
+        const char *path = r->path;
+        uint32_t plen = r->path_len;
+        if (rt->strip_prefix) {
+            size_t sl = strlen(rt->strip_prefix);
+            if (plen >= sl && memcmp(path, rt->strip_prefix, sl) == 0) {
+                path += sl;
+                plen -= (uint32_t)sl;
+            }
+        }
+        if (rt->add_prefix) {
+            size_t al = strlen(rt->add_prefix);
+            if (plen && path[0] == '/' && al && rt->add_prefix[al - 1] == '/')
+                al--;
+            append(b, w, rt->add_prefix, al);
+        }
+        if (plen == 0 || path[0] != '/') {
+            if (!rt->add_prefix)
+                APPEND_LIT(b, w, "/");
+        }
+        append(b, w, path, plen);
+    }
+    APPEND_LIT(b, w, " HTTP/1.1\r\n");
+
+    /* Host */
+    if (rt->host_rewrite)
+        append_field(b, w, "Host", 4, rt->host_rewrite, strlen(rt->host_rewrite));
+    else if (rt->host_from_server)
+        append_field(b, w, "Host", 4, x->srv->srv->host_header, strlen(x->srv->srv->host_header));
+    else if (r->host_len)
+        append_field(b, w, "Host", 4, r->host, r->host_len);
+    else
+        append_field(b, w, "Host", 4, x->srv->srv->host_header, strlen(x->srv->srv->host_header));
+
+    /* Connection tokens name more hop-by-hop fields. */
+    const struct http_field *connf[8];
+    uint32_t nconn = 0;
+    if (r->conn_flags & H1_CONN_OTHER) {
+        for (uint32_t i = 0; i < r->nfields && nconn < PT_ARRAY_LEN(connf); i++) {
+            if (r->fields[i].name_len == 10 && http_name_eq(r->fields[i].name, 10, "connection"))
+                connf[nconn++] = &r->fields[i];
+        }
+    }
+    const struct http_field *xff = NULL, *fwd = NULL, *via = NULL;
+    uint32_t nxff = 0, nfwd = 0, nvia = 0;
+    const struct header_rules *rules = &rt->request_headers;
+
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        const char *n = f->name;
+        switch (f->name_len) {
+        case 2:
+            if (http_name_eq(n, 2, "te"))
+                continue;
+            break;
+        case 3:
+            if (http_name_eq(n, 3, "via")) {
+                if (cfg->via) {
+                    via = via ? via : f;
+                    nvia++;
+                    continue;
+                }
+            }
+            break;
+        case 4:
+            if (http_name_eq(n, 4, "host"))
+                continue;
+            break;
+        case 6:
+            if (http_name_eq(n, 6, "expect") && r->expect_continue)
+                continue;
+            break;
+        case 7:
+            if (http_name_eq(n, 7, "upgrade") && !x->upgrade)
+                continue;
+            if (http_name_eq(n, 7, "trailer"))
+                continue;
+            break;
+        case 9:
+            if (http_name_eq(n, 9, "forwarded") && cfg->forwarded) {
+                fwd = fwd ? fwd : f;
+                nfwd++;
+                continue;
+            }
+            break;
+        case 10:
+            if (http_name_eq(n, 10, "connection") || http_name_eq(n, 10, "keep-alive"))
+                continue;
+            break;
+        case 12:
+            if (http_name_eq(n, 12, "x-request-id") && cfg->request_id)
+                continue;
+            break;
+        case 14:
+            if (http_name_eq(n, 14, "content-length"))
+                continue;
+            break;
+        case 15:
+            if (cfg->x_forwarded_for && http_name_eq(n, 15, "x-forwarded-for")) {
+                xff = xff ? xff : f;
+                nxff++;
+                continue;
+            }
+            break;
+        case 16:
+            if (http_name_eq(n, 16, "proxy-connection"))
+                continue;
+            if (cfg->x_forwarded_host && http_name_eq(n, 16, "x-forwarded-host"))
+                continue;
+            break;
+        case 17:
+            if (http_name_eq(n, 17, "transfer-encoding"))
+                continue;
+            if (cfg->x_forwarded_proto && http_name_eq(n, 17, "x-forwarded-proto"))
+                continue;
+            break;
+        }
+        bool drop = false;
+        for (uint32_t k = 0; k < nconn && !drop; k++)
+            drop = list_has_name(connf[k]->value, connf[k]->value_len, n, f->name_len);
+        for (uint32_t k = 0; k < rules->n && !drop; k++) {
+            const struct header_rule *hr = &rules->v[k];
+            if (hr->op != HEADER_ADD && strlen(hr->name) == f->name_len &&
+                strncasecmp(hr->name, n, f->name_len) == 0)
+                drop = true; /* removed, or replaced by a set rule below */
+        }
+        if (drop)
+            continue;
+        append_field(b, w, n, f->name_len, f->value, f->value_len);
+    }
+    if (r->has_te_trailers)
+        APPEND_LIT(b, w, "TE: trailers\r\n");
+    if (x->upgrade)
+        APPEND_LIT(b, w, "Connection: upgrade\r\n");
+
+    /* Forwarding fields. Several fields of one name join into one list, in order. */
+    if (cfg->x_forwarded_for) {
+        APPEND_LIT(b, w, "X-Forwarded-For: ");
+        for (uint32_t i = 0; xff && i < r->nfields; i++) {
+            const struct http_field *f = &r->fields[i];
+            if (f->name_len == 15 && http_name_eq(f->name, 15, "x-forwarded-for") && f->value_len) {
+                append(b, w, f->value, f->value_len);
+                APPEND_LIT(b, w, ", ");
+            }
+        }
+        append(b, w, c->peer, c->peer_len);
+        APPEND_LIT(b, w, "\r\n");
+    }
+    if (cfg->x_forwarded_proto)
+        APPEND_LIT(b, w, "X-Forwarded-Proto: http\r\n");
+    if (cfg->x_forwarded_host && r->host_len)
+        append_field(b, w, "X-Forwarded-Host", 16, r->host, r->host_len);
+    if (cfg->forwarded) {
+        APPEND_LIT(b, w, "Forwarded: ");
+        for (uint32_t i = 0; fwd && i < r->nfields; i++) {
+            const struct http_field *f = &r->fields[i];
+            if (f->name_len == 9 && http_name_eq(f->name, 9, "forwarded") && f->value_len) {
+                append(b, w, f->value, f->value_len);
+                APPEND_LIT(b, w, ", ");
+            }
+        }
+        if (c->family == AF_INET6) {
+            APPEND_LIT(b, w, "for=\"[");
+            append(b, w, c->peer, c->peer_len);
+            APPEND_LIT(b, w, "]\"");
+        } else {
+            APPEND_LIT(b, w, "for=");
+            append(b, w, c->peer, c->peer_len);
+        }
+        if (r->host_len) {
+            /* host is a token or quoted-string; a Host with ':' needs quotes */
+            if (memchr(r->host, ':', r->host_len)) {
+                APPEND_LIT(b, w, ";host=\"");
+                append(b, w, r->host, r->host_len);
+                APPEND_LIT(b, w, "\"");
+            } else {
+                APPEND_LIT(b, w, ";host=");
+                append(b, w, r->host, r->host_len);
+            }
+        }
+        APPEND_LIT(b, w, ";proto=http\r\n");
+    }
+    if (cfg->via) {
+        APPEND_LIT(b, w, "Via: ");
+        for (uint32_t i = 0; via && i < r->nfields; i++) {
+            const struct http_field *f = &r->fields[i];
+            if (f->name_len == 3 && http_name_eq(f->name, 3, "via") && f->value_len) {
+                append(b, w, f->value, f->value_len);
+                APPEND_LIT(b, w, ", ");
+            }
+        }
+        if (x->version_minor == 0)
+            APPEND_LIT(b, w, "1.0 portico\r\n");
+        else
+            APPEND_LIT(b, w, "1.1 portico\r\n");
+    }
+    if (cfg->request_id)
+        append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
+    (void)nxff;
+    (void)nfwd;
+    (void)nvia;
+
+    for (uint32_t k = 0; k < rules->n; k++) {
+        const struct header_rule *hr = &rules->v[k];
+        if (hr->op != HEADER_REMOVE)
+            append_field(b, w, hr->name, strlen(hr->name), hr->value, strlen(hr->value));
+    }
+
+    /* framing */
+    if (r->chunked) {
+        APPEND_LIT(b, w, "Transfer-Encoding: chunked\r\n");
+    } else if (r->content_length >= 0) {
+        APPEND_LIT(b, w, "Content-Length: ");
+        append_u64(b, w, (uint64_t)r->content_length);
+        APPEND_LIT(b, w, "\r\n");
+    }
+    APPEND_LIT(b, w, "\r\n");
+}
+
+static void
+start_exchange(struct client *c, struct h1_request *r)
+{
+    struct worker *w = c->w;
+    const struct config *cfg = w->cfg;
+    struct exchange *x = x_new(w);
+    c->x = x;
+    c->state = CS_ACTIVE;
+    c->requests++;
+    x->c = c;
+    x->t_start_us = loop_clock_us();
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x->time_unix_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    }
+    x->method = r->method_id;
+    x->version_minor = r->version_minor;
+    x->req_close = (r->conn_flags & H1_CONN_CLOSE) ||
+                   (r->version_minor == 0 && !(r->conn_flags & H1_CONN_KEEPALIVE));
+    keep_meta(x, r);
+    loop_timer_cancel(&w->loop, &c->timer);
+
+    /* request id: the client's when valid, else ours */
+    x->rid_len = 0;
+    if (cfg->request_id) {
+        for (uint32_t i = 0; i < r->nfields; i++) {
+            const struct http_field *f = &r->fields[i];
+            if (f->name_len == 12 && http_name_eq(f->name, 12, "x-request-id") &&
+                request_id_valid(f->value, f->value_len)) {
+                memcpy(x->rid, f->value, f->value_len);
+                x->rid_len = (uint8_t)f->value_len;
+                break;
+            }
+        }
+        if (!x->rid_len) {
+            make_request_id(w, x->rid);
+            x->rid_len = 32;
+        }
+    }
+    x->rid[x->rid_len] = '\0';
+
+    enum h1_body body =
+        r->chunked ? H1_BODY_CHUNKED : (r->content_length > 0 ? H1_BODY_LENGTH : H1_BODY_NONE);
+    pipe_init(&x->req, body, r->content_length, r->chunked, cfg->limits.max_body_size);
+    if (body == H1_BODY_NONE)
+        x->req.done = true;
+    uint32_t head_len = r->head_len;
+
+    if (r->method_id == HTTP_M_CONNECT) {
+        buf_consume(&c->rbuf, head_len);
+        x_error_local(x, 405);
+        return;
+    }
+    if (cfg->limits.max_body_size && r->content_length > 0 &&
+        (uint64_t)r->content_length > cfg->limits.max_body_size) {
+        buf_consume(&c->rbuf, head_len);
+        x_error_local(x, 413);
+        return;
+    }
+
+    /* route */
+    struct route_request rq = {
+        .method = r->method,
+        .method_len = r->method_len,
+        .fields = r->fields,
+        .nfields = r->nfields,
+    };
+    if (r->host) {
+        uint32_t hl = r->host_len;
+        if (hl && r->host[0] == '[') {
+            const char *rb = memchr(r->host, ']', hl);
+            hl = rb ? (uint32_t)(rb - r->host + 1) : hl;
+        } else {
+            const char *colon = memchr(r->host, ':', hl);
+            if (colon)
+                hl = (uint32_t)(colon - r->host);
+        }
+        rq.host = r->host;
+        rq.host_len = hl;
+    }
+    if (r->path) {
+        const char *q = memchr(r->path, '?', r->path_len);
+        rq.path = r->path;
+        rq.path_len = q ? (uint32_t)(q - r->path) : r->path_len;
+    } else {
+        rq.path = r->target;
+        rq.path_len = r->target_len;
+    }
+    const struct route *rt = route_match(cfg, &rq);
+    x->route = rt;
+    if (!rt) {
+        buf_consume(&c->rbuf, head_len);
+        x_error_local(x, 404);
+        return;
+    }
+    if (rt->action == ROUTE_RESPOND) {
+        buf_consume(&c->rbuf, head_len);
+        const char *bd = rt->respond_body ? rt->respond_body : "";
+        x_local(x, rt->respond_status, rt->respond_content_type, bd, strlen(bd), NULL);
+        return;
+    }
+    if (rt->action == ROUTE_REDIRECT) {
+        char loc[4096];
+        const char *p = r->path ? r->path : "/";
+        uint32_t pl = r->path ? r->path_len : 1;
+        int n;
+        if (rt->redirect_keep_path)
+            n = snprintf(loc, sizeof(loc), "%s%.*s", rt->redirect_to, (int)pl, p);
+        else
+            n = snprintf(loc, sizeof(loc), "%s", rt->redirect_to);
+        (void)n;
+        buf_consume(&c->rbuf, head_len);
+        char bodyt[64];
+        int bl = snprintf(bodyt, sizeof(bodyt), "%d %s\n", rt->redirect_status,
+                          http_reason(rt->redirect_status));
+        x->status = rt->redirect_status;
+        x_local(x, rt->redirect_status, "text/plain; charset=utf-8", bodyt, (size_t)bl, loc);
+        return;
+    }
+
+    /* proxy */
+    x->upgrade = r->has_upgrade && (r->conn_flags & H1_CONN_UPGRADE);
+    x->pool = &w->pools[rt->upstream->index];
+    x->srv = upool_pick(x->pool, NULL);
+    if (connect_upstream(x, false) != PT_OK) {
+        buf_consume(&c->rbuf, head_len);
+        return;
+    }
+    write_request_head(x, r);
+    x->head_len = x->u->wbuf.len;
+    x->replayable = true;
+    buf_consume(&c->rbuf, head_len);
+    if (r->expect_continue && !x->req.done && x->version_minor == 1 && c->rbuf.len == 0)
+        APPEND_LIT(&c->wbuf, w, "HTTP/1.1 100 Continue\r\n\r\n");
+    x->t_up_us = loop_clock_us();
+    x_run(x);
+}
+
+/* Gets a connection to x->srv: an idle one unless <fresh>, else a new connect. On failure to
+ * even start a connect (other servers are tried), answers 502 and returns PT_ERR. */
+static int
+connect_upstream(struct exchange *x, bool fresh)
+{
+    struct worker *w = x->c->w;
+    const struct config *cfg = w->cfg;
+    struct upconn *u = fresh ? NULL : upool_take_idle(x->srv);
+    while (!u) {
+        u = upconn_connect(w, x->srv);
+        if (u)
+            break;
+        log_warn("upstream %s: connect: %s", x->srv->addr_text, strerror(errno));
+        if (++x->attempts >= PT_MIN(2u, x->pool->nservers)) {
+            x_error_local(x, 502);
+            return PT_ERR;
+        }
+        x->srv = upool_pick(x->pool, x->srv);
+    }
+    u->x = x;
+    x->u = u;
+    x->up_reusable = false;
+    if (u->state == UC_CONNECTING)
+        loop_timer_set(&w->loop, &u->timer, cfg->timeouts.upstream_connect_ms);
+    else
+        loop_timer_set(&w->loop, &u->timer, cfg->timeouts.upstream_header_ms);
+    u->requests++;
+    return PT_OK;
+}
+
+/* Retries the request on a fresh connection (another server when there is one). Only when
+ * nothing but the head went out and no response byte came back. Returns PT_OK when a retry
+ * started. */
+static int
+x_retry(struct exchange *x, bool other_server)
+{
+    struct upconn *old = x->u;
+    if (!x->replayable || x->req.framed || x->req.total || old->rbuf.len || x->attempts >= 2)
+        return PT_ERR;
+    x->attempts++;
+    /* The head is still intact at the start of the old write buffer (buf_consume keeps
+     * bytes, and nothing was appended after it). */
+    struct worker *w = x->c->w;
+    struct buf head = old->wbuf;
+    old->wbuf = (struct buf){0};
+    head.off = 0;
+    head.len = x->head_len;
+    x->u = NULL;
+    old->x = NULL;
+    upconn_close(old);
+    if (other_server && x->pool->nservers > 1)
+        x->srv = upool_pick(x->pool, x->srv);
+    if (connect_upstream(x, true) != PT_OK) {
+        buf_release(&head, &w->bufs);
+        return PT_OK; /* answered 502 */
+    }
+    buf_append(&x->u->wbuf, &w->bufs, head.base, head.len);
+    buf_release(&head, &w->bufs);
+    x->head_sent = false;
+    x_run(x);
+    return PT_OK;
+}
+
+/* ------------------------------------------------------------------ response head */
+
+static bool
+hidden(const struct config *cfg, const struct http_field *f)
+{
+    for (uint32_t i = 0; i < cfg->nhide_headers; i++) {
+        if (http_name_eq(f->name, f->name_len, cfg->hide_headers[i]))
+            return true;
+    }
+    return false;
+}
+
+/* Serializes the response head for the client from the parsed upstream head. */
+static void
+write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_out, bool close)
+{
+    struct client *c = x->c;
+    struct worker *w = c->w;
+    const struct config *cfg = w->cfg;
+    const struct header_rules *rules = x->route ? &x->route->response_headers : NULL;
+    struct buf *b = &c->wbuf;
+
+    APPEND_LIT(b, w, "HTTP/1.1 ");
+    append_u64(b, w, (uint64_t)h->status);
+    APPEND_LIT(b, w, " ");
+    if (h->reason_len)
+        append(b, w, h->reason, h->reason_len);
+    else
+        append_str(b, w, http_reason(h->status));
+    APPEND_LIT(b, w, "\r\n");
+
+    const struct http_field *connf[8];
+    uint32_t nconn = 0;
+    if (h->conn_flags & H1_CONN_OTHER) {
+        for (uint32_t i = 0; i < h->nfields && nconn < PT_ARRAY_LEN(connf); i++) {
+            if (h->fields[i].name_len == 10 && http_name_eq(h->fields[i].name, 10, "connection"))
+                connf[nconn++] = &h->fields[i];
+        }
+    }
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        const struct http_field *f = &h->fields[i];
+        const char *n = f->name;
+        switch (f->name_len) {
+        case 2:
+            if (http_name_eq(n, 2, "te"))
+                continue;
+            break;
+        case 7:
+            if (http_name_eq(n, 7, "upgrade") && h->status != 101)
+                continue;
+            if (http_name_eq(n, 7, "trailer"))
+                continue;
+            break;
+        case 10:
+            if (http_name_eq(n, 10, "connection") || http_name_eq(n, 10, "keep-alive"))
+                continue;
+            break;
+        case 12:
+            if (cfg->request_id && http_name_eq(n, 12, "x-request-id"))
+                continue;
+            break;
+        case 14:
+            if (http_name_eq(n, 14, "content-length"))
+                continue;
+            break;
+        case 16:
+            if (http_name_eq(n, 16, "proxy-connection"))
+                continue;
+            break;
+        case 17:
+            if (http_name_eq(n, 17, "transfer-encoding"))
+                continue;
+            break;
+        }
+        if (cfg->nhide_headers && hidden(cfg, f))
+            continue;
+        bool drop = false;
+        for (uint32_t k = 0; k < nconn && !drop; k++)
+            drop = list_has_name(connf[k]->value, connf[k]->value_len, n, f->name_len);
+        for (uint32_t k = 0; rules && k < rules->n && !drop; k++) {
+            const struct header_rule *hr = &rules->v[k];
+            if (hr->op != HEADER_ADD && strlen(hr->name) == f->name_len &&
+                strncasecmp(hr->name, n, f->name_len) == 0)
+                drop = true;
+        }
+        if (drop)
+            continue;
+        append_field(b, w, n, f->name_len, f->value, f->value_len);
+    }
+    if (h->status == 101) {
+        APPEND_LIT(b, w, "Connection: upgrade\r\n");
+    } else if (h->status >= 200) {
+        if (chunk_out)
+            APPEND_LIT(b, w, "Transfer-Encoding: chunked\r\n");
+        else if (h->content_length >= 0 && h->status != 204) {
+            APPEND_LIT(b, w, "Content-Length: ");
+            append_u64(b, w, (uint64_t)h->content_length);
+            APPEND_LIT(b, w, "\r\n");
+        }
+        if (close)
+            APPEND_LIT(b, w, "Connection: close\r\n");
+        else if (x->version_minor == 0)
+            APPEND_LIT(b, w, "Connection: keep-alive\r\n");
+    }
+    if (x->rid_len && h->status >= 200)
+        append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
+    for (uint32_t k = 0; rules && k < rules->n && h->status >= 200; k++) {
+        const struct header_rule *hr = &rules->v[k];
+        if (hr->op != HEADER_REMOVE)
+            append_field(b, w, hr->name, strlen(hr->name), hr->value, strlen(hr->value));
+    }
+    APPEND_LIT(b, w, "\r\n");
+}
+
+/* Parses the upstream's response head when it is complete. Returns PT_OK when the exchange
+ * moved on, PT_EAGAIN when more bytes are needed, PT_ERR when it failed (already answered). */
+static int
+on_response_head(struct exchange *x)
+{
+    struct upconn *u = x->u;
+    struct client *c = x->c;
+    struct worker *w = c->w;
+    for (;;) {
+        if (u->rbuf.len == 0)
+            return PT_EAGAIN;
+        struct h1_response h;
+        h.fields = w->rfields;
+        h.fields_cap = WORKER_MAX_FIELDS;
+        struct h1_limits lim = {.max_request_line = RESP_HEAD_MAX,
+                                .max_head = RESP_HEAD_MAX,
+                                .max_fields = WORKER_MAX_FIELDS};
+        int rc = h1_parse_response(&h, buf_data(&u->rbuf), u->rbuf.len, &lim, x->method);
+        if (rc == PT_EAGAIN) {
+            if (buf_space(&u->rbuf) == 0 && u->rbuf.off == 0) {
+                log_warn("upstream %s: response head too large", x->srv->addr_text);
+                x_fail(x, 502);
+                return PT_ERR;
+            }
+            return PT_EAGAIN;
+        }
+        if (rc == PT_ERR) {
+            log_warn("upstream %s: invalid response: %s", x->srv->addr_text, h.error);
+            x_fail(x, 502);
+            return PT_ERR;
+        }
+        x->replayable = false;
+        if (h.status < 200) {
+            if (h.status == 101) {
+                if (!x->upgrade) {
+                    log_warn("upstream %s: 101 to a request without Upgrade", x->srv->addr_text);
+                    x_fail(x, 502);
+                    return PT_ERR;
+                }
+                write_response_head(x, &h, false, false);
+                buf_consume(&u->rbuf, h.head_len);
+                x->status = 101;
+                x->resp_started = true;
+                x->tunnel = true;
+                return PT_OK;
+            }
+            /* 100 answered by us already (Expect is not forwarded); others go to 1.1 clients. */
+            if (h.status != 100 && x->version_minor == 1)
+                write_response_head(x, &h, false, false);
+            buf_consume(&u->rbuf, h.head_len);
+            continue;
+        }
+        if (x->upgrade && h.status != 101)
+            x->upgrade = false;
+        bool chunk_out = false;
+        bool close = c->close_after || x->req_close || w->draining || !x->req.done;
+        enum h1_body in = h.body;
+        if (in == H1_BODY_NONE && u->rbuf.len > h.head_len) {
+            /* bytes after a bodiless response: a body on HEAD/204/304, or garbage */
+            log_warn("upstream %s: unexpected bytes after a bodiless response", x->srv->addr_text);
+            x_fail(x, 502);
+            return PT_ERR;
+        }
+        if (in == H1_BODY_CHUNKED || in == H1_BODY_CLOSE) {
+            if (x->version_minor == 1)
+                chunk_out = true;
+            else
+                close = true;
+        }
+        if (close)
+            c->close_after = true;
+        x->up_reusable = in != H1_BODY_CLOSE && !(h.conn_flags & H1_CONN_CLOSE) &&
+                         (h.version_minor == 1 || (h.conn_flags & H1_CONN_KEEPALIVE));
+        x->status = h.status;
+        write_response_head(x, &h, chunk_out, close);
+        buf_consume(&u->rbuf, h.head_len);
+        pipe_init(&x->resp, in, h.content_length, chunk_out, 0);
+        x->resp_started = true;
+        return PT_OK;
+    }
+}
+
+/* ------------------------------------------------------------------ the relay */
+
+static void
+set_upstream_timer(struct exchange *x)
+{
+    struct upconn *u = x->u;
+    const struct config_timeouts *t = &x->c->w->cfg->timeouts;
+    if (!u)
+        return;
+    uint32_t ms;
+    if (u->state == UC_CONNECTING)
+        ms = t->upstream_connect_ms;
+    else if (!x->req.done && !u->writable)
+        ms = t->upstream_send_ms;
+    else if (!x->resp_started)
+        ms = t->upstream_header_ms;
+    else
+        ms = t->upstream_body_ms;
+    loop_timer_set(&x->c->w->loop, &u->timer, ms);
+}
+
+static void
+set_client_timer(struct exchange *x)
+{
+    struct client *c = x->c;
+    const struct config_timeouts *t = &c->w->cfg->timeouts;
+    if (c->wbuf.len || (x->resp.span && !c->writable))
+        client_set_timer(c, t->client_send_ms);
+    else if (!x->req.done)
+        client_set_timer(c, t->client_body_ms);
+    else
+        loop_timer_cancel(&c->w->loop, &c->timer);
+}
+
+static void start_tunnel(struct exchange *x);
+
+static void
+x_run(struct exchange *x)
+{
+    struct client *c = x->c;
+    struct worker *w = c->w;
+    for (int guard = 0; guard < 64; guard++) {
+        bool progress = false;
+        struct upconn *u = x->u;
+
+        /* connect completion */
+        if (u && u->state == UC_CONNECTING) {
+            if (!u->writable && !u->readable)
+                goto client_side;
+            int err = 0;
+            socklen_t el = sizeof(err);
+            getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &err, &el);
+            if (err) {
+                log_warn("upstream %s: connect: %s", x->srv->addr_text, strerror(err));
+                if (x_retry(x, true) == PT_OK)
+                    return;
+                x_fail(x, 502);
+                return;
+            }
+            u->state = UC_ACTIVE;
+            u->readable = false;
+            set_upstream_timer(x);
+        }
+
+        /* request: client -> upstream */
+        if (u && !x->req.done && u->state == UC_ACTIVE) {
+            if (c->readable && buf_space(&c->rbuf) && !c->rd_eof) {
+                bool eof = false;
+                ssize_t n = read_into(c->io.fd, &c->rbuf, &w->bufs, &c->readable, &eof);
+                if (n < 0) {
+                    x_fail(x, 400);
+                    return;
+                }
+                if (eof)
+                    c->rd_eof = true;
+                if (n > 0)
+                    progress = true;
+            }
+            uint64_t dummy = 0;
+            int rc = pipe_pump(&x->req, &c->rbuf, &u->wbuf, w, u->io.fd, &u->writable, &dummy);
+            if (rc == PT_ERR) {
+                if (x->req.too_large) {
+                    x_fail(x, 413);
+                } else if (x->req.dec.error) {
+                    log_info("client %s: %s", c->peer, x->req.dec.error);
+                    c->close_after = true;
+                    x_fail(x, 400);
+                } else {
+                    if (x_retry(x, false) == PT_OK)
+                        return;
+                    x_fail(x, 502);
+                }
+                return;
+            }
+            if (dummy) {
+                progress = true;
+                x->head_sent = true;
+            }
+            if (x->req.done) {
+                progress = true;
+                set_upstream_timer(x);
+            } else if (c->rd_eof && c->rbuf.len == 0) {
+                /* client went away mid-body */
+                c->close_after = true;
+                x_fail(x, 400);
+                return;
+            }
+        } else if (u && u->state == UC_ACTIVE && u->wbuf.len) {
+            uint64_t wr = 0;
+            int rc = flush_buf(u->io.fd, &u->wbuf, &u->writable, &wr);
+            if (rc == PT_ERR) {
+                if (x_retry(x, false) == PT_OK)
+                    return;
+                x_fail(x, 502);
+                return;
+            }
+            if (wr) {
+                progress = true;
+                x->head_sent = true;
+            }
+        }
+
+        /* response: upstream -> client */
+        if (u && u->state == UC_ACTIVE && !x->resp.done) {
+            bool eof = false;
+            if (u->readable && buf_space(&u->rbuf) + (u->rbuf.base ? 0 : 1) && !u->eof) {
+                ssize_t n = read_into(u->io.fd, &u->rbuf, &w->bufs, &u->readable, &eof);
+                if (n < 0) {
+                    if (!x->resp_started && x_retry(x, false) == PT_OK)
+                        return;
+                    log_warn("upstream %s: read: %s", x->srv->addr_text, strerror(errno));
+                    x_fail(x, 502);
+                    return;
+                }
+                if (n > 0) {
+                    progress = true;
+                    if (x->resp_started)
+                        set_upstream_timer(x);
+                }
+                if (eof)
+                    u->eof = true;
+            }
+            if (!x->resp_started) {
+                int rc = on_response_head(x);
+                if (rc == PT_ERR)
+                    return;
+                if (rc == PT_OK)
+                    progress = true;
+                if (rc == PT_EAGAIN && u->eof) {
+                    if (x_retry(x, false) == PT_OK)
+                        return;
+                    log_warn("upstream %s: closed before a complete response", x->srv->addr_text);
+                    x_fail(x, 502);
+                    return;
+                }
+                if (x->tunnel) {
+                    start_tunnel(x);
+                    return;
+                }
+            }
+            if (x->resp_started) {
+                if (u->eof && x->resp.in == H1_BODY_CLOSE && x->resp.span == 0)
+                    x->resp.in_done = true;
+                int rc = pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, c->io.fd, &c->writable,
+                                   &x->bytes_out);
+                if (rc == PT_ERR) {
+                    if (x->resp.dec.error)
+                        log_warn("upstream %s: %s", x->srv->addr_text, x->resp.dec.error);
+                    x->up_reusable = false;
+                    x_fail(x, 502);
+                    return;
+                }
+                if (x->resp.done) {
+                    x->t_up_end_us = loop_clock_us();
+                    if (u->rbuf.len)
+                        x->up_reusable = false; /* bytes beyond the response */
+                    x_finish(x);
+                    return;
+                }
+                if (u->eof && !x->resp.in_done && x->resp.span == 0 && u->rbuf.len == 0) {
+                    log_warn("upstream %s: closed in the middle of the response",
+                             x->srv->addr_text);
+                    x_fail(x, 502);
+                    return;
+                }
+            }
+        }
+
+    client_side:
+        /* local replies (and the 100 Continue) go out through the client buffer */
+        if (!u && x->resp_started) {
+            int rc = flush_buf(c->io.fd, &c->wbuf, &c->writable, &x->bytes_out);
+            if (rc == PT_ERR) {
+                c->close_after = true;
+                x_finish(x);
+                return;
+            }
+            if (rc == PT_OK) {
+                x->resp.done = true;
+                x_finish(x);
+                return;
+            }
+        } else if (u && !x->resp_started && c->wbuf.len) {
+            if (flush_buf(c->io.fd, &c->wbuf, &c->writable, NULL) == PT_ERR) {
+                c->close_after = true;
+                x_fail(x, 400);
+                return;
+            }
+        }
+        if (!progress)
+            break;
+    }
+    set_client_timer(x);
+    if (x->u)
+        set_upstream_timer(x);
+}
+
+void
+exchange_on_upstream(struct upconn *u, uint32_t events)
+{
+    struct exchange *x = u->x;
+    if (x)
+        x_run(x);
+}
+
+void
+exchange_on_upstream_timer(struct upconn *u)
+{
+    struct exchange *x = u->x;
+    if (!x) {
+        upconn_close(u);
+        return;
+    }
+    if (x->tunnel) {
+        client_close(x->c);
+        return;
+    }
+    if (u->state == UC_CONNECTING) {
+        log_warn("upstream %s: connect timed out", x->srv->addr_text);
+        if (x_retry(x, true) == PT_OK)
+            return;
+    } else {
+        log_warn("upstream %s: timed out", x->srv->addr_text);
+    }
+    x_fail(x, 504);
+}
+
+/* ------------------------------------------------------------------ tunnel (Upgrade) */
+
+static void
+start_tunnel(struct exchange *x)
+{
+    struct client *c = x->c;
+    c->state = CS_TUNNEL;
+    x->resp_started = true;
+    pipe_init(&x->req, H1_BODY_CLOSE, 0, false, 0);
+    pipe_init(&x->resp, H1_BODY_CLOSE, 0, false, 0);
+    x->req.done = false;
+    run_tunnel(c);
+}
+
+static void
+tunnel_end(struct client *c)
+{
+    struct exchange *x = c->x;
+    x->t_up_end_us = loop_clock_us();
+    x_log(x);
+    if (x->u)
+        upconn_close(x->u);
+    x->u = NULL;
+    x_free(c->w, x);
+    c->x = NULL;
+    client_close(c);
+}
+
+static void
+run_tunnel(struct client *c)
+{
+    struct exchange *x = c->x;
+    struct upconn *u = x->u;
+    struct worker *w = c->w;
+    for (int guard = 0; guard < 64; guard++) {
+        bool progress = false;
+        /* client -> upstream */
+        if (!x->req.done) {
+            if (c->readable && !c->rd_eof) {
+                bool eof = false;
+                ssize_t n = read_into(c->io.fd, &c->rbuf, &w->bufs, &c->readable, &eof);
+                if (n < 0) {
+                    tunnel_end(c);
+                    return;
+                }
+                progress |= n > 0;
+                if (eof)
+                    c->rd_eof = true;
+            }
+            if (c->rd_eof && c->rbuf.len == 0 && u->wbuf.len == 0)
+                x->req.in_done = true;
+            uint64_t wr = 0;
+            if (pipe_pump(&x->req, &c->rbuf, &u->wbuf, w, u->io.fd, &u->writable, &wr) == PT_ERR) {
+                tunnel_end(c);
+                return;
+            }
+            progress |= wr > 0;
+            if (x->req.done)
+                shutdown(u->io.fd, SHUT_WR);
+        }
+        /* upstream -> client */
+        if (!x->resp.done) {
+            if (u->readable && !u->eof) {
+                bool eof = false;
+                ssize_t n = read_into(u->io.fd, &u->rbuf, &w->bufs, &u->readable, &eof);
+                if (n < 0) {
+                    tunnel_end(c);
+                    return;
+                }
+                progress |= n > 0;
+                if (eof)
+                    u->eof = true;
+            }
+            if (u->eof && u->rbuf.len == 0 && c->wbuf.len == 0)
+                x->resp.in_done = true;
+            if (pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, c->io.fd, &c->writable, &x->bytes_out) ==
+                PT_ERR) {
+                tunnel_end(c);
+                return;
+            }
+            if (x->resp.done)
+                shutdown(c->io.fd, SHUT_WR);
+        }
+        if (x->req.done && x->resp.done) {
+            tunnel_end(c);
+            return;
+        }
+        if (!progress)
+            break;
+    }
+    client_set_timer(c, w->cfg->timeouts.tunnel_idle_ms);
+}
+
+/* ------------------------------------------------------------------ worker-wide */
+
+void
+exchange_drain(struct worker *w)
+{
+    struct client *c = w->clients;
+    while (c) {
+        struct client *next = c->next;
+        if (c->state == CS_IDLE && c->rbuf.len == 0)
+            client_close(c);
+        else
+            c->close_after = true;
+        c = next;
+    }
+}
+
+void
+exchange_close_all(struct worker *w)
+{
+    while (w->clients) {
+        struct client *c = w->clients;
+        if (c->x) {
+            if (c->x->u)
+                upconn_close(c->x->u);
+            x_free(w, c->x);
+            c->x = NULL;
+        }
+        client_close(c);
+    }
+}
+
+void
+exchange_reap(struct worker *w)
+{
+    while (w->dead_clients) {
+        struct client *c = w->dead_clients;
+        w->dead_clients = c->next;
+        free(c);
+    }
+    while (w->dead_upconns) {
+        struct upconn *u = w->dead_upconns;
+        w->dead_upconns = u->next;
+        free(u);
+    }
+}

@@ -1,0 +1,31 @@
+/* The exchange: one request's life between a client connection and an upstream connection.
+ * exchange.c owns client connections (HTTP/1.1 server side), request routing, the upstream
+ * request/response relay with streaming bodies and back-pressure, tunnels, errors and logs. */
+#ifndef PT_EXCHANGE_H
+#define PT_EXCHANGE_H
+
+#include "proxy/upstream.h"
+#include "proxy/worker.h"
+
+/* Accepts every pending connection on <l>. */
+void exchange_on_accept(struct loop_io *io, uint32_t events);
+
+/* Event on an upstream connection that belongs to an exchange (connecting or active). */
+void exchange_on_upstream(struct upconn *u, uint32_t events);
+
+/* Timer of an upstream connection that belongs to an exchange fired. */
+void exchange_on_upstream_timer(struct upconn *u);
+
+/* Worker drain: close idle clients now; active ones close after their response. */
+void exchange_drain(struct worker *w);
+
+/* Closes every client connection at once (drain time over, or shutdown). */
+void exchange_close_all(struct worker *w);
+
+/* Frees connections closed during this loop turn. */
+void exchange_reap(struct worker *w);
+
+/* Frees the worker's recycled exchanges. */
+void exchange_free_cache(struct worker *w);
+
+#endif

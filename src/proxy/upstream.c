@@ -1,0 +1,177 @@
+/* Per-worker upstream pools: smooth weighted round-robin and keep-alive connection reuse. */
+#include "proxy/upstream.h"
+#include "core/log.h"
+#include "net/sock.h"
+#include "proxy/exchange.h"
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+void
+upool_init(struct upool *p, const struct config_upstream *up)
+{
+    p->up = up;
+    p->nservers = up->nservers;
+    p->servers = pt_calloc(up->nservers, sizeof(*p->servers));
+    p->total_weight = 0;
+    for (uint32_t i = 0; i < up->nservers; i++) {
+        struct upool_server *s = &p->servers[i];
+        s->srv = &up->servers[i];
+        s->pool = p;
+        s->addr_len = (uint32_t)sock_ntop_port((const struct sockaddr *)&s->srv->addr.sa,
+                                               s->addr_text, sizeof(s->addr_text));
+        p->total_weight += s->srv->weight;
+    }
+}
+
+void
+upool_fini(struct upool *p, struct worker *w)
+{
+    for (uint32_t i = 0; i < p->nservers; i++) {
+        while (p->servers[i].idle)
+            upconn_close(p->servers[i].idle);
+    }
+    free(p->servers);
+    p->servers = NULL;
+}
+
+struct upool_server *
+upool_pick(struct upool *p, const struct upool_server *avoid)
+{
+    if (p->nservers == 1)
+        return &p->servers[0];
+    struct upool_server *best = NULL;
+    for (uint32_t i = 0; i < p->nservers; i++) {
+        struct upool_server *s = &p->servers[i];
+        s->current += s->srv->weight;
+        if (s == avoid)
+            continue;
+        if (!best || s->current > best->current)
+            best = s;
+    }
+    best->current -= p->total_weight;
+    return best;
+}
+
+static void
+idle_unlink(struct upconn *u)
+{
+    struct upool_server *s = u->ps;
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        s->idle = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    u->next = u->prev = NULL;
+    s->nidle--;
+}
+
+struct upconn *
+upool_take_idle(struct upool_server *s)
+{
+    struct upconn *u = s->idle;
+    if (!u)
+        return NULL;
+    idle_unlink(u);
+    u->state = UC_ACTIVE;
+    u->reused = true;
+    loop_timer_cancel(&u->w->loop, &u->timer);
+    return u;
+}
+
+static void
+on_upconn_io(struct loop_io *io, uint32_t events)
+{
+    struct upconn *u = PT_CONTAINER_OF(io, struct upconn, io);
+    if (events & EPOLLOUT)
+        u->writable = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->readable = true;
+    if (u->state == UC_CLOSED)
+        return;
+    if (u->state == UC_IDLE) {
+        /* An idle connection has nothing to say: data is a response to nobody, and a close
+         * means the server gave up on it. Either way it can no longer be used. */
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            upconn_close(u);
+        return;
+    }
+    exchange_on_upstream(u, events);
+}
+
+static void
+on_upconn_timer(struct loop_timer *t)
+{
+    struct upconn *u = PT_CONTAINER_OF(t, struct upconn, timer);
+    if (u->state == UC_IDLE) {
+        upconn_close(u);
+        return;
+    }
+    exchange_on_upstream_timer(u);
+}
+
+struct upconn *
+upconn_connect(struct worker *w, struct upool_server *s)
+{
+    const struct config_server *srv = s->srv;
+    int fd = sock_connect((const struct sockaddr *)&srv->addr.sa, srv->addr.salen);
+    if (fd < 0)
+        return NULL;
+    struct upconn *u = pt_calloc(1, sizeof(*u));
+    u->io.fd = fd;
+    u->io.cb = on_upconn_io;
+    u->w = w;
+    u->ps = s;
+    u->timer.cb = on_upconn_timer;
+    u->state = UC_CONNECTING;
+    if (loop_add(&w->loop, &u->io, false) != PT_OK) {
+        int e = errno;
+        close(fd);
+        free(u);
+        errno = e;
+        return NULL;
+    }
+    return u;
+}
+
+void
+upconn_release(struct upconn *u)
+{
+    struct upool_server *s = u->ps;
+    const struct config_upstream *up = s->pool->up;
+    u->x = NULL;
+    if (u->w->draining || s->nidle >= up->keepalive || u->rbuf.len ||
+        u->requests >= up->keepalive_requests) {
+        upconn_close(u);
+        return;
+    }
+    buf_release(&u->rbuf, &u->w->bufs);
+    buf_release(&u->wbuf, &u->w->bufs);
+    u->state = UC_IDLE;
+    u->next = s->idle;
+    u->prev = NULL;
+    if (s->idle)
+        s->idle->prev = u;
+    s->idle = u;
+    s->nidle++;
+    loop_timer_set(&u->w->loop, &u->timer, up->keepalive_timeout_ms);
+}
+
+void
+upconn_close(struct upconn *u)
+{
+    struct worker *w = u->w;
+    if (u->state == UC_IDLE)
+        idle_unlink(u);
+    loop_timer_cancel(&w->loop, &u->timer);
+    loop_del(&w->loop, &u->io);
+    close(u->io.fd);
+    buf_release(&u->rbuf, &w->bufs);
+    buf_release(&u->wbuf, &w->bufs);
+    u->state = UC_CLOSED;
+    u->next = w->dead_upconns;
+    w->dead_upconns = u;
+}

@@ -1,0 +1,65 @@
+/* Upstream pools, per worker: the servers of one configured upstream, a round-robin choice
+ * among them (smooth weighted, like nginx), and each server's idle keep-alive connections. */
+#ifndef PT_UPSTREAM_H
+#define PT_UPSTREAM_H
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/loop.h"
+
+struct worker;
+struct exchange;
+
+enum upconn_state { UC_CONNECTING = 0, UC_ACTIVE, UC_IDLE, UC_CLOSED };
+
+struct upconn {
+    struct loop_io io;
+    struct worker *w;
+    struct upool_server *ps;
+    struct loop_timer timer;
+    struct buf rbuf;            /* response bytes from the server */
+    struct buf wbuf;            /* request head and body framing to the server */
+    struct exchange *x;         /* NULL when idle */
+    struct upconn *next, *prev; /* idle list, or the worker's list of closed ones */
+    uint32_t requests;          /* requests sent on this connection */
+    uint8_t state;              /* enum upconn_state */
+    bool readable, writable, eof, reused;
+};
+
+struct upool_server {
+    const struct config_server *srv;
+    struct upool *pool;
+    struct upconn *idle; /* most recently used first */
+    uint32_t nidle;
+    int64_t current; /* smooth weighted round-robin state */
+    char addr_text[64];
+    uint32_t addr_len;
+};
+
+struct upool {
+    const struct config_upstream *up;
+    struct upool_server *servers;
+    uint32_t nservers;
+    int64_t total_weight;
+};
+
+void upool_init(struct upool *p, const struct config_upstream *up);
+void upool_fini(struct upool *p, struct worker *w);
+
+/* Picks the next server (smooth weighted round-robin); <avoid> is skipped when another exists. */
+struct upool_server *upool_pick(struct upool *p, const struct upool_server *avoid);
+
+/* Takes an idle connection to <s>, or NULL. */
+struct upconn *upool_take_idle(struct upool_server *s);
+
+/* Starts a new connection to <s>; NULL with errno set when the socket cannot be created or the
+ * connect fails at once. */
+struct upconn *upconn_connect(struct worker *w, struct upool_server *s);
+
+/* Parks <u> in its server's idle list (closing it when the list is full). */
+void upconn_release(struct upconn *u);
+
+/* Closes and frees <u> (removing it from the idle list when there). */
+void upconn_close(struct upconn *u);
+
+#endif

@@ -1,0 +1,67 @@
+/* A worker thread: its event loop, its own SO_REUSEPORT listening sockets, its client
+ * connections, its upstream keep-alive pools and buffer pool. A connection lives its whole
+ * life on one worker; workers share only the read-only config and atomic counters. */
+#ifndef PT_WORKER_H
+#define PT_WORKER_H
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/loop.h"
+#include "http/http.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct client;
+struct exchange;
+struct upool;
+struct log_ring;
+
+struct listener {
+    struct loop_io io;
+    struct worker *w;
+    const struct config_addr *addr;
+};
+
+#define WORKER_MAX_FIELDS 256 /* parse scratch; the configured max_headers applies below it */
+
+struct worker {
+    struct loop loop;
+    uint32_t id;
+    pthread_t thread;
+    const struct config *cfg;
+    struct listener *listeners;
+    uint32_t nlisteners;
+    struct buf_pool bufs;
+    struct client *clients; /* all open client connections (doubly linked) */
+    uint32_t nclients;
+    struct upool *pools;         /* one per config upstream */
+    struct exchange *free_x;     /* recycled exchanges */
+    struct upconn *dead_upconns; /* closed this turn, freed at its end */
+    struct client *dead_clients;
+    struct log_ring *log;
+    bool draining;
+    struct loop_timer drain_timer;
+    uint64_t rng[2]; /* xorshift128+ state for request ids */
+    struct http_field fields[WORKER_MAX_FIELDS];
+    struct http_field rfields[WORKER_MAX_FIELDS];
+};
+
+/* Set by the main thread; workers read it when woken. */
+extern atomic_int worker_stop_requested;
+
+/* Creates worker <id> with listening sockets for every listen address of <cfg>. Returns NULL
+ * with a message in err when a socket cannot be opened. */
+struct worker *worker_new(uint32_t id, const struct config *cfg, char *err, size_t errlen);
+
+/* Starts the worker's thread. */
+int worker_start(struct worker *w);
+
+/* Asks the worker to drain: stop accepting, finish in-flight requests, exit its loop when no
+ * client is left or cfg drain time passed. Thread-safe. */
+void worker_request_stop(struct worker *w);
+
+void worker_join(struct worker *w);
+void worker_free(struct worker *w);
+
+#endif
