@@ -509,7 +509,7 @@ config_edit_distance(const char *a, const char *b)
 }
 
 /* Returns the candidate closest to <word> when it is close enough to be a likely typo: at most
- * 2 edits, and fewer than half the length of the shorter word, so "x" suggests nothing. */
+ * 2 edits, and fewer edits than the shorter word has letters, so "x" suggests nothing. */
 const char *
 config_suggest(const char *word, const char *const *cands, size_t n)
 {
@@ -519,7 +519,7 @@ config_suggest(const char *word, const char *const *cands, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned d = config_edit_distance(word, cands[i]);
         size_t shorter = PT_MIN(strlen(word), strlen(cands[i]));
-        if (d < bestd && 2 * (size_t)d < PT_MAX(shorter, 2)) {
+        if (d < bestd && d < shorter) {
             best = cands[i];
             bestd = d;
         }
@@ -584,7 +584,7 @@ config_from_cli(const char *const *listens, uint32_t nlistens, const char *const
     c->nupstreams = 1;
     u = &c->upstreams[0];
     u->name = pt_strdup("default");
-    u->keepalive = 32;
+    u->keepalive = 128;
     u->keepalive_timeout_ms = 60000;
     u->keepalive_requests = 10000;
     u->index = 0;

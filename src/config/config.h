@@ -95,7 +95,7 @@ struct config_upstream {
     char *name;
     struct config_server *servers;
     uint32_t nservers;
-    uint32_t keepalive;            /* idle connections kept per worker per server; default 32 */
+    uint32_t keepalive;            /* idle connections kept per worker per server; default 128 */
     uint32_t keepalive_timeout_ms; /* idle connection closed after; default 60000 */
     uint32_t keepalive_requests;   /* requests per upstream connection; default 10000 */
     uint32_t index;                /* position in config->upstreams */

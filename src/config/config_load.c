@@ -657,7 +657,7 @@ load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_up
     char what[200], swhere[200];
     yaml_node_t *sv;
 
-    u->keepalive = 32;
+    u->keepalive = 128;
     u->keepalive_timeout_ms = 60000;
     u->keepalive_requests = 10000;
     if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)

@@ -34,7 +34,7 @@ struct log_access {
     int64_t total_us;    /* first request byte to response complete */
     const char *request_id;
     uint32_t request_id_len;
-    const char *route; /* route name, or NULL */
+    const char *route;    /* route name, or NULL */
     int64_t time_unix_us; /* when the request started */
 };
 
@@ -60,7 +60,9 @@ struct log_ring *log_ring_new(void);
  * Threads without a ring (main) write through a mutex-protected shared ring. */
 void log_ring_bind(struct log_ring *r);
 
-extern int log_level; /* messages above this level are skipped without formatting */
+/* Messages above this level are skipped without formatting. Atomic because log_reconfigure
+ * changes it while workers read it; a load is a plain mov on x86. */
+extern _Atomic int log_level;
 
 #define log_enabled(lvl) ((lvl) <= log_level)
 
@@ -68,20 +70,20 @@ extern int log_level; /* messages above this level are skipped without formattin
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...)                                                                             \
-    do {                                                                                          \
-        if (log_enabled(LOG_WARN))                                                                \
-            log_msg(LOG_WARN, __VA_ARGS__);                                                       \
+#define log_warn(...)                                                                              \
+    do {                                                                                           \
+        if (log_enabled(LOG_WARN))                                                                 \
+            log_msg(LOG_WARN, __VA_ARGS__);                                                        \
     } while (0)
-#define log_info(...)                                                                             \
-    do {                                                                                          \
-        if (log_enabled(LOG_INFO))                                                                \
-            log_msg(LOG_INFO, __VA_ARGS__);                                                       \
+#define log_info(...)                                                                              \
+    do {                                                                                           \
+        if (log_enabled(LOG_INFO))                                                                 \
+            log_msg(LOG_INFO, __VA_ARGS__);                                                        \
     } while (0)
-#define log_debug(...)                                                                            \
-    do {                                                                                          \
-        if (log_enabled(LOG_DEBUG))                                                               \
-            log_msg(LOG_DEBUG, __VA_ARGS__);                                                      \
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_enabled(LOG_DEBUG))                                                                \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                                       \
     } while (0)
 
 /* Appends one access log line for <a>, in the configured format; no-op when access logging
