@@ -4,28 +4,44 @@
 #include "http/chunked.h"
 #include "http/http.h"
 
+#include <stdbool.h>
+
 enum {
     S_SIZE = 0,   /* hex digits of chunk-size */
-    S_EXT,        /* after ';': extension name/value bytes until CR */
+    S_EXT_BWS1,   /* after ';': optional whitespace, then a name */
+    S_EXT_NAME,   /* extension name (token) */
+    S_EXT_BWS2,   /* whitespace after the name: '=' or ';' must follow */
+    S_EXT_BWS3,   /* after '=': optional whitespace, then a value */
+    S_EXT_VAL,    /* token value */
+    S_EXT_BWS4,   /* whitespace after a value: ';' must follow */
+    S_EXT_QUOTED, /* inside a quoted-string value */
+    S_EXT_QESC,   /* after a backslash in a quoted string */
+    S_EXT_AFTERQ, /* after the closing quote */
     S_SIZE_LF,    /* CR seen after size line, expect LF */
     S_DATA,       /* chunk data */
     S_DATA_CR,    /* expect CR after data */
     S_DATA_LF,    /* expect LF after data */
     S_TRAILER,    /* start of a trailer line (or the final CRLF) */
-    S_TRAILER_LN, /* inside a trailer field line */
+    S_TRAILER_NM, /* trailer field name */
+    S_TRAILER_LN, /* trailer field value */
     S_TRAILER_LF, /* CR seen at end of a trailer line, expect LF */
     S_END_LF,     /* CR of the final empty line seen, expect LF */
     S_DONE,
 };
 
-/* Bytes allowed in chunk extensions: token chars, '=', ';', quoted strings (with spaces,
- * HTAB, obs-text inside quotes), and BWS around '=' and ';' (RFC 9112 7.1.1). */
-static const uint8_t ext_char[256] = {
-    ['!' ... '~'] = 1,
-    [' '] = 1,
-    ['\t'] = 1,
-    [0x80 ... 0xff] = 1,
-};
+static inline bool
+is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* qdtext and quoted-pair bytes (RFC 9110 5.6.4) */
+static inline bool
+is_qdtext(unsigned char c)
+{
+    return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
+           (c >= 0x5d && c <= 0x7e) || c >= 0x80;
+}
 
 static inline int
 hexval(unsigned char c)
@@ -54,13 +70,14 @@ chunked_decode(struct chunked_dec *d, const char *in, size_t len, size_t *consum
     *data_off = 0;
     while (i < len) {
         unsigned char c = (unsigned char)in[i];
+        if (d->state >= S_EXT_BWS1 && d->state <= S_EXT_AFTERQ && c != '\r' &&
+            ++d->aux > CHUNKED_MAX_EXT)
+            BAD("chunk extension too long");
         switch (d->state) {
         case S_SIZE: {
             int h = hexval(c);
             if (h >= 0) {
-                if (d->digits >= 16)
-                    BAD("chunk size too large");
-                if (d->digits == 15 && d->remaining >> 59)
+                if (d->digits >= 16 || (d->remaining >> 58))
                     BAD("chunk size too large");
                 d->remaining = (d->remaining << 4) | (uint64_t)h;
                 d->digits++;
@@ -69,30 +86,109 @@ chunked_decode(struct chunked_dec *d, const char *in, size_t len, size_t *consum
             }
             if (d->digits == 0)
                 BAD("missing chunk size");
-            if (d->remaining > (UINT64_C(1) << 62))
-                BAD("chunk size too large");
             if (c == ';') {
-                d->state = S_EXT;
+                d->state = S_EXT_BWS1;
                 d->aux = 0;
-                i++;
             } else if (c == '\r') {
                 d->state = S_SIZE_LF;
-                i++;
             } else {
                 BAD("invalid character in chunk size");
             }
+            i++;
             break;
         }
-        case S_EXT:
-            if (c == '\r') {
+        case S_EXT_BWS1:
+            if (is_ws(c))
+                ;
+            else if (http_tchar[c])
+                d->state = S_EXT_NAME;
+            else
+                BAD("invalid chunk extension");
+            i++;
+            break;
+        case S_EXT_NAME:
+            if (http_tchar[c])
+                ;
+            else if (is_ws(c))
+                d->state = S_EXT_BWS2;
+            else if (c == '=')
+                d->state = S_EXT_BWS3;
+            else if (c == ';')
+                d->state = S_EXT_BWS1;
+            else if (c == '\r')
                 d->state = S_SIZE_LF;
-                i++;
-                break;
-            }
-            if (!ext_char[c])
+            else
+                BAD("invalid chunk extension");
+            i++;
+            break;
+        case S_EXT_BWS2:
+            if (is_ws(c))
+                ;
+            else if (c == '=')
+                d->state = S_EXT_BWS3;
+            else if (c == ';')
+                d->state = S_EXT_BWS1;
+            else
+                BAD("invalid chunk extension");
+            i++;
+            break;
+        case S_EXT_BWS3:
+            if (is_ws(c))
+                ;
+            else if (c == '"')
+                d->state = S_EXT_QUOTED;
+            else if (http_tchar[c])
+                d->state = S_EXT_VAL;
+            else
+                BAD("invalid chunk extension value");
+            i++;
+            break;
+        case S_EXT_VAL:
+            if (http_tchar[c])
+                ;
+            else if (c == ';')
+                d->state = S_EXT_BWS1;
+            else if (is_ws(c))
+                d->state = S_EXT_BWS4;
+            else if (c == '\r')
+                d->state = S_SIZE_LF;
+            else
+                BAD("invalid chunk extension value");
+            i++;
+            break;
+        case S_EXT_BWS4:
+            if (is_ws(c))
+                ;
+            else if (c == ';')
+                d->state = S_EXT_BWS1;
+            else
+                BAD("invalid chunk extension");
+            i++;
+            break;
+        case S_EXT_QUOTED:
+            if (c == '"')
+                d->state = S_EXT_AFTERQ;
+            else if (c == '\\')
+                d->state = S_EXT_QESC;
+            else if (!is_qdtext(c))
                 BAD("invalid character in chunk extension");
-            if (++d->aux > CHUNKED_MAX_EXT)
-                BAD("chunk extension too long");
+            i++;
+            break;
+        case S_EXT_QESC:
+            if (!(c == '\t' || (c >= 0x20 && c != 0x7f)))
+                BAD("invalid character in chunk extension");
+            d->state = S_EXT_QUOTED;
+            i++;
+            break;
+        case S_EXT_AFTERQ:
+            if (c == ';')
+                d->state = S_EXT_BWS1;
+            else if (is_ws(c))
+                d->state = S_EXT_BWS4;
+            else if (c == '\r')
+                d->state = S_SIZE_LF;
+            else
+                BAD("invalid chunk extension");
             i++;
             break;
         case S_SIZE_LF:
@@ -135,35 +231,37 @@ chunked_decode(struct chunked_dec *d, const char *in, size_t len, size_t *consum
             i++;
             break;
         case S_TRAILER:
-            if (c == '\r') {
-                d->state = S_END_LF;
-                i++;
-                break;
-            }
-            if (c == ' ' || c == '\t')
-                BAD("obsolete line folding in trailer");
-            if (!http_tchar[c])
-                BAD("invalid trailer field");
-            d->state = S_TRAILER_LN;
-            break;
+        case S_TRAILER_NM:
         case S_TRAILER_LN:
-            if (c == '\r') {
-                d->state = S_TRAILER_LF;
-                i++;
-                break;
-            }
-            if (c == '\n')
-                BAD("bare LF in trailer");
-            if (c != '\t' && (c < ' ' || c == 0x7f))
-                BAD("invalid character in trailer");
+        case S_TRAILER_LF:
             if (++d->aux > CHUNKED_MAX_TRAILER)
                 BAD("trailer section too large");
-            i++;
-            break;
-        case S_TRAILER_LF:
-            if (c != '\n')
-                BAD("bare CR in trailer");
-            d->state = S_TRAILER;
+            if (d->state == S_TRAILER) {
+                if (c == '\r')
+                    d->state = S_END_LF;
+                else if (is_ws(c))
+                    BAD("obsolete line folding in trailer");
+                else if (http_tchar[c])
+                    d->state = S_TRAILER_NM;
+                else
+                    BAD("invalid trailer field");
+            } else if (d->state == S_TRAILER_NM) {
+                if (c == ':')
+                    d->state = S_TRAILER_LN;
+                else if (!http_tchar[c])
+                    BAD("invalid trailer field name");
+            } else if (d->state == S_TRAILER_LN) {
+                if (c == '\r')
+                    d->state = S_TRAILER_LF;
+                else if (c == '\n')
+                    BAD("bare LF in trailer");
+                else if (c != '\t' && (c < ' ' || c == 0x7f))
+                    BAD("invalid character in trailer");
+            } else {
+                if (c != '\n')
+                    BAD("bare CR in trailer");
+                d->state = S_TRAILER;
+            }
             i++;
             break;
         case S_END_LF:

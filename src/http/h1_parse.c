@@ -235,10 +235,46 @@ again:
 }
 
 static bool
+is_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): an IP-literal in brackets, or a
+ * reg-name / IPv4 of unreserved, pct-encoded and sub-delims; the port is digits only. */
+static bool
 host_valid(const char *h, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!host_char[(unsigned char)h[i]])
+    size_t i = 0;
+    if (n && h[0] == '[') {
+        for (i = 1; i < n && h[i] != ']'; i++) {
+            unsigned char c = (unsigned char)h[i];
+            if (!(is_hex(c) || c == ':' || c == '.' || c == 'v' || c == 'V'))
+                return false;
+        }
+        if (i >= n || i == 1)
+            return false;
+        i++;
+    } else {
+        for (; i < n && h[i] != ':'; i++) {
+            unsigned char c = (unsigned char)h[i];
+            if (c == '%') {
+                if (i + 2 >= n || !is_hex((unsigned char)h[i + 1]) ||
+                    !is_hex((unsigned char)h[i + 2]))
+                    return false;
+                i += 2;
+                continue;
+            }
+            if (!host_char[c] || c == '[' || c == ']')
+                return false;
+        }
+    }
+    if (i == n)
+        return true;
+    if (h[i] != ':')
+        return false;
+    for (i++; i < n; i++) {
+        if (h[i] < '0' || h[i] > '9')
             return false;
     }
     return true;
@@ -313,9 +349,9 @@ parse_target(struct h1_request *r, int *err_status, const char **err)
         r->path = p;
         r->path_len = (uint32_t)(e - p);
     } else if (p < e && *p == '?') {
-        /* "http://h?q": the path is empty; the caller prepends "/" (RFC 9112 3.2.2) */
-        r->path = p;
-        r->path_len = (uint32_t)(e - p);
+        /* "http://h?q" would go upstream as "/?q" (RFC 9112 3.2.1), which no span of the
+         * buffer holds; such targets are rare enough to refuse. */
+        FAIL(400, "absolute-form target with a query but no path");
     } else if (p < e) {
         FAIL(400, "fragment in request target");
     } else {
@@ -390,6 +426,8 @@ h1_parse_request(struct h1_request *r, const char *buf, size_t len, const struct
         FAIL(400, "invalid request target");
     r->target = t;
     r->target_len = (uint32_t)(p - t);
+    if (memchr(t, '#', r->target_len))
+        FAIL(400, "fragment in request target");
     p++;
 
     /* HTTP-version CRLF */
@@ -478,7 +516,7 @@ again_line_partial:
     /* Not enough bytes for the version yet; anything already seen must look like one. */
     if (end > p && memcmp(p, "HTTP/1.1\r\n", (size_t)(end - p)) != 0 &&
         memcmp(p, "HTTP/1.0\r\n", (size_t)(end - p)) != 0) {
-        if (end - p >= 8) {
+        if (end - p > 8) {
             if (parse_version(p, &r->version_minor, err_status, err) != PT_OK)
                 return PT_ERR;
             if (p[8] != '\r')
@@ -490,7 +528,7 @@ again_line_partial:
         }
     }
 again_line:
-    if ((size_t)(end - line) > line_limit)
+    if ((size_t)(end - line) - (end[-1] == '\r') > line_limit)
         FAIL(414, "request line too long");
     if ((size_t)(end - buf) > lim->max_head)
         FAIL(431, "header section too large");
@@ -532,6 +570,8 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
     while (p < end && value_char[(unsigned char)*p])
         p++;
     if (p >= end || (*p == '\r' && p + 1 >= end)) {
+        if ((size_t)(p - buf) > lim->max_request_line)
+            FAIL(502, "status line too long");
         if ((size_t)(end - buf) > lim->max_head)
             FAIL(502, "response head too large");
         return PT_EAGAIN;
@@ -539,6 +579,8 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
     if (p[0] != '\r' || p[1] != '\n')
         FAIL(502, "malformed status line");
     r->reason_len = (uint32_t)(p - r->reason);
+    if ((size_t)(p - buf) > lim->max_request_line)
+        FAIL(502, "status line too long");
     p += 2;
 
     const char *head_end;
@@ -564,13 +606,16 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
     r->conn_flags = f.conn_flags;
 
     int s = r->status;
+    if (f.has_te && r->version_minor == 0)
+        FAIL(502, "Transfer-Encoding in an HTTP/1.0 response");
     if (s < 200) {
-        if (f.has_te || (f.content_length > 0))
+        if (f.has_te || f.content_length >= 0)
             FAIL(502, "framing fields on a 1xx response");
         r->body = H1_BODY_NONE;
     } else if (s == 204 || s == 304) {
-        if (f.has_te)
-            FAIL(502, "Transfer-Encoding on a 204 or 304 response");
+        /* RFC 9112 6.1: Transfer-Encoding may appear on a 304 (as on a HEAD response). */
+        if (f.has_te && s == 204)
+            FAIL(502, "Transfer-Encoding on a 204 response");
         if (s == 204 && f.content_length > 0)
             FAIL(502, "Content-Length on a 204 response");
         r->body = H1_BODY_NONE;
