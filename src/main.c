@@ -130,7 +130,11 @@ main(int argc, char **argv)
         return 1;
     }
     if (access_log) {
-        free(cfg->access_log);
+        /* The loader's default is a static string; anything else is the config's to free. */
+        struct config d;
+        config_defaults(&d);
+        if (cfg->access_log != d.access_log)
+            free(cfg->access_log);
         cfg->access_log = pt_strdup(access_log);
     }
     if (log_level_s) {

@@ -33,6 +33,7 @@ unsigned config_edit_distance(const char *a, const char *b);
 const char *config_suggest(const char *word, const char *const *cands, size_t n);
 bool config_is_token(const char *s);
 uint32_t config_cpu_count(void);
+void config_upstream_defaults(struct config_upstream *u);
 
 /* Defaults that are pointers point at these, so config_defaults allocates nothing and a
  * config filled on the stack needs no freeing; config_free skips them. */
@@ -42,8 +43,8 @@ static char default_hide_server[] = "server";
 static char default_hide_powered[] = "x-powered-by";
 static char *default_hide_headers[] = {default_hide_server, default_hide_powered};
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -92,6 +93,15 @@ config_defaults(struct config *c)
     c->access_log_format = LOG_FORMAT_COMBINED;
     c->error_log = default_error_log;
     c->error_log_level = LOG_INFO;
+}
+
+/* The one place pool defaults live: the loader and quick mode both start from these. */
+void
+config_upstream_defaults(struct config_upstream *u)
+{
+    u->keepalive = 128;
+    u->keepalive_timeout_ms = 60000;
+    u->keepalive_requests = 10000;
 }
 
 uint32_t
@@ -199,8 +209,8 @@ is_hostname(const char *s, size_t n)
 }
 
 static int
-resolve(const char *host, const char *port, int family, int flags, struct config_addr *a,
-        char *err, size_t errlen)
+resolve(const char *host, const char *port, int family, int flags, struct config_addr *a, char *err,
+        size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
     int rc;
@@ -227,8 +237,8 @@ resolve(const char *host, const char *port, int family, int flags, struct config
 }
 
 int
-config_addr_parse(const char *text, enum config_addr_mode mode, struct config_addr *a,
-                  char *err, size_t errlen)
+config_addr_parse(const char *text, enum config_addr_mode mode, struct config_addr *a, char *err,
+                  size_t errlen)
 {
     struct config_addr out;
     const char *s = text, *end, *colon, *host;
@@ -290,8 +300,8 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
         host = s;
         hostlen = colon ? (size_t)(colon - s) : (size_t)(end - s);
         if (memchr(host, ':', hostlen)) {
-            seterr(err, errlen, "bad address \"%s\": write IPv6 addresses in brackets, e.g. [::1]:8080",
-                   text);
+            seterr(err, errlen,
+                   "bad address \"%s\": write IPv6 addresses in brackets, e.g. [::1]:8080", text);
             return PT_ERR;
         }
     }
@@ -308,8 +318,7 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
         if (digits)
             port = strtoul(p, NULL, 10);
         if (!digits || port < 1 || port > 65535) {
-            seterr(err, errlen, "bad port \"%.*s\" in \"%s\" (expected 1..65535)", (int)n, p,
-                   text);
+            seterr(err, errlen, "bad port \"%.*s\" in \"%s\" (expected 1..65535)", (int)n, p, text);
             return PT_ERR;
         }
         snprintf(portbuf, sizeof(portbuf), "%lu", port);
@@ -349,9 +358,10 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
             seterr(err, errlen, "bad host \"%s\" in \"%s\"", hostbuf, text);
             return PT_ERR;
         } else if (mode == CONFIG_ADDR_LISTEN && strcasecmp(hostbuf, "localhost") != 0) {
-            seterr(err, errlen,
-                   "bad listen address \"%s\": use an IP address, \"*\" or localhost, not a host name",
-                   text);
+            seterr(
+                err, errlen,
+                "bad listen address \"%s\": use an IP address, \"*\" or localhost, not a host name",
+                text);
             return PT_ERR;
         } else if (resolve(hostbuf, portbuf, AF_UNSPEC, 0, &out, err, errlen) != PT_OK) {
             return PT_ERR;
@@ -413,8 +423,8 @@ config_parse_duration(const char *s, uint32_t *ms, char *err, size_t errlen)
         return PT_OK;
     }
 bad:
-    seterr(err, errlen, "bad duration \"%s\" (expected a number with ms, s, m or h, e.g. 500ms, 10s)",
-           s);
+    seterr(err, errlen,
+           "bad duration \"%s\" (expected a number with ms, s, m or h, e.g. 500ms, 10s)", s);
     return PT_ERR;
 big:
     seterr(err, errlen, "duration \"%s\" is too large (at most 4294967295ms, about 49 days)", s);
@@ -427,8 +437,8 @@ config_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
     static const struct {
         const char *unit;
         unsigned shift;
-    } units[] = {{"", 0},    {"b", 0},     {"kb", 10}, {"kib", 10}, {"mb", 20},
-                 {"mib", 20}, {"gb", 30}, {"gib", 30}};
+    } units[] = {{"", 0},    {"b", 0},    {"kb", 10}, {"kib", 10},
+                 {"mb", 20}, {"mib", 20}, {"gb", 30}, {"gib", 30}};
     uint64_t v;
     const char *p = parse_u64(s, &v);
 
@@ -567,8 +577,8 @@ config_from_cli(const char *const *listens, uint32_t nlistens, const char *const
     c->listens = pt_calloc(nlistens, sizeof(*c->listens));
     c->nlistens = nlistens;
     for (uint32_t i = 0; i < nlistens; i++) {
-        if (config_addr_parse(listens[i], CONFIG_ADDR_LISTEN, &c->listens[i], why,
-                              sizeof(why)) != PT_OK) {
+        if (config_addr_parse(listens[i], CONFIG_ADDR_LISTEN, &c->listens[i], why, sizeof(why)) !=
+            PT_OK) {
             seterr(err, errlen, "--listen \"%s\": %s", listens[i], why);
             goto fail;
         }
@@ -584,9 +594,7 @@ config_from_cli(const char *const *listens, uint32_t nlistens, const char *const
     c->nupstreams = 1;
     u = &c->upstreams[0];
     u->name = pt_strdup("default");
-    u->keepalive = 128;
-    u->keepalive_timeout_ms = 60000;
-    u->keepalive_requests = 10000;
+    config_upstream_defaults(u);
     u->index = 0;
     u->servers = pt_calloc(nupstreams, sizeof(*u->servers));
     u->nservers = nupstreams;

@@ -31,6 +31,7 @@ unsigned config_edit_distance(const char *a, const char *b);
 const char *config_suggest(const char *word, const char *const *cands, size_t n);
 bool config_is_token(const char *s);
 uint32_t config_cpu_count(void);
+void config_upstream_defaults(struct config_upstream *u);
 
 #define MAX_CONFIG_BYTES (64u << 20)
 #define MAX_WORKERS      1024
@@ -51,8 +52,8 @@ struct ld {
 
 /* ---- error reporting and node access ---- */
 
-static int
-fail(struct ld *ld, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct ld *ld, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 fail(struct ld *ld, const yaml_node_t *n, const char *fmt, ...)
@@ -126,8 +127,8 @@ map_len(const yaml_node_t *n)
 }
 
 /* Formats a name for messages; a name cut short by <n> is still good enough for that. */
-static const char *
-pathf(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static const char *pathf(char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static const char *
 pathf(char *buf, size_t n, const char *fmt, ...)
@@ -211,8 +212,7 @@ range:
 }
 
 static int
-want_u32(struct ld *ld, yaml_node_t *n, const char *what, uint32_t min, uint32_t max,
-         uint32_t *out)
+want_u32(struct ld *ld, yaml_node_t *n, const char *what, uint32_t min, uint32_t max, uint32_t *out)
 {
     uint64_t v;
 
@@ -350,8 +350,7 @@ fields(struct ld *ld, yaml_node_t *n, const char *where, const char *const *keys
             else
                 in[0] = '\0';
             if (hint)
-                return fail(ld, k, "unknown key \"%s\"%s, did you mean \"%s\"?", sval(k), in,
-                            hint);
+                return fail(ld, k, "unknown key \"%s\"%s, did you mean \"%s\"?", sval(k), in, hint);
             return fail(ld, k, "unknown key \"%s\"%s", sval(k), in);
         }
         f[i].key = k;
@@ -373,9 +372,9 @@ load_workers(struct ld *ld, yaml_node_t *n)
     }
     if (n->type == YAML_SCALAR_NODE && !is_null(n) && (sval(n)[0] < '0' || sval(n)[0] > '9'))
         return fail(ld, n, "workers: expected an integer or \"auto\", got \"%s\"", sval(n));
-    if (want_uint(ld, n, "workers", 0, MAX_WORKERS, &v) != PT_OK)
+    if (want_uint(ld, n, "workers", 1, MAX_WORKERS, &v) != PT_OK)
         return PT_ERR;
-    ld->c->workers = (uint32_t)v; /* 0 also means one per core */
+    ld->c->workers = (uint32_t)v;
     return PT_OK;
 }
 
@@ -423,15 +422,14 @@ static int
 load_timeouts(struct ld *ld, yaml_node_t *n)
 {
     static const char *const keys[] = {
-        "client_header",  "client_body",     "client_keepalive", "client_send",
-        "upstream_connect", "upstream_header", "upstream_body",  "upstream_send",
-        "tunnel_idle",    "drain",
+        "client_header",   "client_body",   "client_keepalive", "client_send", "upstream_connect",
+        "upstream_header", "upstream_body", "upstream_send",    "tunnel_idle", "drain",
     };
     struct config_timeouts *t = &ld->c->timeouts;
     uint32_t *dst[] = {
-        &t->client_header_ms,    &t->client_body_ms,     &t->client_keepalive_ms,
-        &t->client_send_ms,      &t->upstream_connect_ms, &t->upstream_header_ms,
-        &t->upstream_body_ms,    &t->upstream_send_ms,   &t->tunnel_idle_ms,
+        &t->client_header_ms, &t->client_body_ms,      &t->client_keepalive_ms,
+        &t->client_send_ms,   &t->upstream_connect_ms, &t->upstream_header_ms,
+        &t->upstream_body_ms, &t->upstream_send_ms,    &t->tunnel_idle_ms,
         &t->drain_ms,
     };
     struct field f[PT_ARRAY_LEN(keys)];
@@ -491,11 +489,13 @@ load_limits(struct ld *ld, yaml_node_t *n)
 static int
 load_proxy_headers(struct ld *ld, yaml_node_t *n)
 {
-    static const char *const keys[] = {"x_forwarded_for", "x_forwarded_proto", "x_forwarded_host",
-                                       "forwarded",       "via",               "request_id"};
+    static const char *const keys[] = {
+        "x_forwarded_for", "x_forwarded_proto", "x_forwarded_host", "forwarded", "via",
+        "request_id"};
     struct config *c = ld->c;
-    bool *dst[] = {&c->x_forwarded_for, &c->x_forwarded_proto, &c->x_forwarded_host,
-                   &c->forwarded,       &c->via,               &c->request_id};
+    bool *dst[] = {
+        &c->x_forwarded_for, &c->x_forwarded_proto, &c->x_forwarded_host, &c->forwarded, &c->via,
+        &c->request_id};
     struct field f[PT_ARRAY_LEN(keys)];
     char what[64];
 
@@ -657,9 +657,7 @@ load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_up
     char what[200], swhere[200];
     yaml_node_t *sv;
 
-    u->keepalive = 128;
-    u->keepalive_timeout_ms = 60000;
-    u->keepalive_requests = 10000;
+    config_upstream_defaults(u);
     if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
         return PT_ERR;
     sv = f[SERVERS].val;
@@ -676,19 +674,18 @@ load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_up
         if (load_server(ld, seq_at(ld, sv, i), swhere, &u->servers[i]) != PT_OK)
             return PT_ERR;
     }
-    if (f[KEEPALIVE].val && want_u32(ld, f[KEEPALIVE].val, sub(what, sizeof(what), where,
-                                                               "keepalive"),
-                                     0, 100000, &u->keepalive) != PT_OK)
+    if (f[KEEPALIVE].val &&
+        want_u32(ld, f[KEEPALIVE].val, sub(what, sizeof(what), where, "keepalive"), 0, 100000,
+                 &u->keepalive) != PT_OK)
         return PT_ERR;
     if (f[KEEPALIVE_TIMEOUT].val &&
-        want_duration(ld, f[KEEPALIVE_TIMEOUT].val, sub(what, sizeof(what), where,
-                                                        "keepalive_timeout"),
-                      false, &u->keepalive_timeout_ms) != PT_OK)
+        want_duration(ld, f[KEEPALIVE_TIMEOUT].val,
+                      sub(what, sizeof(what), where, "keepalive_timeout"), false,
+                      &u->keepalive_timeout_ms) != PT_OK)
         return PT_ERR;
-    if (f[KEEPALIVE_REQUESTS].val &&
-        want_u32(ld, f[KEEPALIVE_REQUESTS].val, sub(what, sizeof(what), where,
-                                                    "keepalive_requests"),
-                 1, UINT32_MAX, &u->keepalive_requests) != PT_OK)
+    if (f[KEEPALIVE_REQUESTS].val && want_u32(ld, f[KEEPALIVE_REQUESTS].val,
+                                              sub(what, sizeof(what), where, "keepalive_requests"),
+                                              1, UINT32_MAX, &u->keepalive_requests) != PT_OK)
         return PT_ERR;
     return PT_OK;
 }
@@ -962,8 +959,8 @@ load_proxy(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
     if (!r->upstream) {
         const char *hint = config_suggest(name, names, nnames);
         if (hint)
-            return fail(ld, f[UPSTREAM].val, "unknown upstream \"%s\", did you mean \"%s\"?",
-                        name, hint);
+            return fail(ld, f[UPSTREAM].val, "unknown upstream \"%s\", did you mean \"%s\"?", name,
+                        hint);
         return fail(ld, f[UPSTREAM].val, "unknown upstream \"%s\"%s", name,
                     c->nupstreams ? "" : " (no upstreams are defined)");
     }
@@ -1026,9 +1023,9 @@ load_redirect(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r
                         st);
         r->redirect_status = (int)st;
     }
-    if (f[KEEP_PATH].val && want_bool(ld, f[KEEP_PATH].val, sub(what, sizeof(what), where,
-                                                                  "keep_path"),
-                                      &r->redirect_keep_path) != PT_OK)
+    if (f[KEEP_PATH].val &&
+        want_bool(ld, f[KEEP_PATH].val, sub(what, sizeof(what), where, "keep_path"),
+                  &r->redirect_keep_path) != PT_OK)
         return PT_ERR;
     return PT_OK;
 }
@@ -1048,8 +1045,8 @@ load_respond(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
     if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
         return PT_ERR;
     if (f[STATUS].val) {
-        if (want_u32(ld, f[STATUS].val, sub(what, sizeof(what), where, "status"), 200, 599,
-                     &st) != PT_OK)
+        if (want_u32(ld, f[STATUS].val, sub(what, sizeof(what), where, "status"), 200, 599, &st) !=
+            PT_OK)
             return PT_ERR;
         r->respond_status = (int)st;
     }
@@ -1070,8 +1067,7 @@ load_respond(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
         if (want_str(ld, f[CONTENT_TYPE].val, what, &s) != PT_OK)
             return PT_ERR;
         if (!*s || has_ctl(s, true))
-            return fail(ld, f[CONTENT_TYPE].val, "%s: expected a media type like text/html",
-                        what);
+            return fail(ld, f[CONTENT_TYPE].val, "%s: expected a media type like text/html", what);
     }
     r->respond_content_type = pt_strdup(s);
     return PT_OK;
@@ -1082,9 +1078,9 @@ load_respond(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
 static bool
 managed_field(const char *lower)
 {
-    static const char *const names[] = {"connection", "content-length",   "keep-alive", "te",
-                                        "trailer",    "transfer-encoding", "upgrade",
-                                        "proxy-connection"};
+    static const char *const names[] = {"connection", "content-length",  "keep-alive",
+                                        "te",         "trailer",         "transfer-encoding",
+                                        "upgrade",    "proxy-connection"};
     for (size_t i = 0; i < PT_ARRAY_LEN(names); i++)
         if (strcmp(lower, names[i]) == 0)
             return true;
@@ -1210,8 +1206,7 @@ load_route(struct ld *ld, yaml_node_t *n, size_t index, struct route *r)
     }
     for (size_t i = 0; i < index; i++)
         if (strcmp(c->routes[i].name, r->name) == 0)
-            return fail(ld, f[NAME].val ? f[NAME].val : n, "duplicate route name \"%s\"",
-                        r->name);
+            return fail(ld, f[NAME].val ? f[NAME].val : n, "duplicate route name \"%s\"", r->name);
     pathf(where, sizeof(where), "%s", auto_name);
 
     for (int k = PROXY; k <= RESPOND; k++) {
@@ -1306,8 +1301,8 @@ load_root(struct ld *ld, yaml_node_t *root)
         ERROR_LOG,
         NKEYS
     };
-    static const char *const keys[] = {"workers",   "listen",        "timeouts",     "limits",
-                                       "upstreams", "routes",        "proxy_headers", "hide_headers",
+    static const char *const keys[] = {"workers",    "listen",   "timeouts",      "limits",
+                                       "upstreams",  "routes",   "proxy_headers", "hide_headers",
                                        "access_log", "error_log"};
     struct field f[NKEYS];
 
@@ -1381,8 +1376,8 @@ parser_error(yaml_parser_t *p, const char *yaml, size_t len, const char *name, c
 }
 
 int
-config_load_string(const char *yaml, size_t len, const char *name, struct config **out,
-                   char *err, size_t errlen)
+config_load_string(const char *yaml, size_t len, const char *name, struct config **out, char *err,
+                   size_t errlen)
 {
     yaml_parser_t parser;
     yaml_document_t doc, extra;

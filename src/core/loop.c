@@ -205,7 +205,9 @@ loop_run(struct loop *l)
     struct epoll_event evs[256];
     while (!l->stop) {
         int timeout = -1;
-        if (l->nheap) {
+        if (l->busy) {
+            timeout = 0;
+        } else if (l->nheap) {
             uint64_t at = l->heap[1]->at;
             timeout = at <= l->now_ms ? 0 : (int)PT_MIN(at - l->now_ms, 60000u);
         }

@@ -37,8 +37,9 @@ struct loop {
     struct loop_timer **heap;
     uint32_t nheap, capheap;
     bool stop;
-    void (*on_wake)(struct loop *l);  /* called after loop_wake from any thread */
-    void (*on_turn)(struct loop *l);  /* called after each turn's events and timers: objects
+    bool busy;                       /* work is queued: poll without waiting */
+    void (*on_wake)(struct loop *l); /* called after loop_wake from any thread */
+    void (*on_turn)(struct loop *l); /* called after each turn's events and timers: objects
                                        * closed during the turn are freed there, since a later
                                        * event of the same turn may still name them */
     void *data;

@@ -46,6 +46,10 @@ struct client {
     uint32_t scanned; /* head bytes already searched for the end of the head */
     uint8_t state;
     bool readable, writable, rd_eof, close_after;
+    bool hup;     /* the peer's FIN (or an error) was signalled */
+    bool in_head; /* run_head is on the stack: it picks up the next pipelined request */
+    bool queued;  /* on the worker's run-again list */
+    struct client *rerun_next;
     uint8_t peer_len;
     sa_family_t family;
     char peer[48];
@@ -86,6 +90,7 @@ struct exchange {
     bool local;        /* answered by Portico itself */
     bool tunnel;
     bool up_reusable;
+    bool retried; /* the one retry on a fresh connection is spent */
     uint32_t head_len;
     struct pipe req, resp;
     int status;
@@ -100,6 +105,7 @@ struct exchange {
 
 static void client_run(struct client *c);
 static void client_close(struct client *c);
+static void tunnel_end(struct client *c);
 static void x_run(struct exchange *x);
 static void x_fail(struct exchange *x, int status);
 
@@ -183,6 +189,13 @@ rng_next(struct worker *w)
 }
 
 static bool
+method_idempotent(enum http_method m)
+{
+    return m == HTTP_M_GET || m == HTTP_M_HEAD || m == HTTP_M_PUT || m == HTTP_M_DELETE ||
+           m == HTTP_M_OPTIONS || m == HTTP_M_TRACE;
+}
+
+static bool
 request_id_valid(const char *v, size_t n)
 {
     if (n == 0 || n > REQUEST_ID_MAX)
@@ -211,7 +224,7 @@ make_request_id(struct worker *w, char *out)
 /* Reads into <b> while it has room. Returns bytes read (0 when none), or -1 on error.
  * Sets *eof on end of stream and clears *readable once the socket is drained. */
 static ssize_t
-read_into(int fd, struct buf *b, struct buf_pool *p, bool *readable, bool *eof)
+read_into(int fd, struct buf *b, struct buf_pool *p, bool *readable, bool hup, bool *eof)
 {
     buf_ensure(b, p);
     if (b->off && buf_space(b) < 4096)
@@ -223,8 +236,10 @@ read_into(int fd, struct buf *b, struct buf_pool *p, bool *readable, bool *eof)
         if (n > 0) {
             b->len += (uint32_t)n;
             total += n;
-            if ((size_t)n < want) {
-                /* Drained: edge-triggered epoll reports the next arrival. */
+            if ((size_t)n < want && !hup) {
+                /* Drained: edge-triggered epoll reports the next arrival. Not after the
+                 * peer's FIN was signalled, which may have come with this data: then read
+                 * on until the end of stream shows. */
                 *readable = false;
             }
             continue;
@@ -427,6 +442,8 @@ queue_simple(struct client *c, struct exchange *x, int status, const char *ctype
     }
     if (close)
         APPEND_LIT(b, w, "Connection: close\r\n");
+    else if (x && x->version_minor == 0)
+        APPEND_LIT(b, w, "Connection: keep-alive\r\n");
     APPEND_LIT(b, w, "\r\n");
     if (blen && !(x && x->method == HTTP_M_HEAD))
         append(b, w, body, blen);
@@ -458,6 +475,8 @@ on_client_io(struct loop_io *io, uint32_t events)
         c->writable = true;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->hup = true;
     client_run(c);
 }
 
@@ -551,15 +570,12 @@ on_client_timer(struct loop_timer *t)
         /* fall through */
     case CS_HEAD: client_error(c, 408); return;
     case CS_ACTIVE:
-        if (c->x) {
-            struct exchange *x = c->x;
-            if (!x->req.done && !x->resp_started && c->wbuf.len == 0) {
-                x_fail(x, 408);
-                return;
-            }
-        }
-        client_close(c);
+        /* client too slow sending its body (408) or reading the response (connection cut) */
+        log_info("client %s: timed out", c->peer);
+        c->close_after = true;
+        x_fail(c->x, 408);
         return;
+    case CS_TUNNEL: tunnel_end(c); return;
     default: client_close(c);
     }
 }
@@ -645,15 +661,25 @@ static void
 run_head(struct client *c)
 {
     const struct config *cfg = cfg_of(c);
-    for (;;) {
+    if (c->in_head)
+        return; /* the loop below, further up the stack, takes the next request */
+    c->in_head = true;
+    /* Requests answered at once (local replies) come back here in the same loop rather
+     * than recursing, so a long pipeline costs no stack. */
+    while (c->state == CS_IDLE || c->state == CS_HEAD) {
         bool eof = false;
         if (c->rbuf.len == 0)
             c->scanned = 0;
-        ssize_t n = read_into(c->io.fd, &c->rbuf, &c->w->bufs, &c->readable, &eof);
+        /* A head may outgrow one buffer up to the configured limit (then 431). */
+        if (c->rbuf.base && buf_space(&c->rbuf) == 0 && c->rbuf.len <= cfg->limits.max_header_size)
+            buf_reserve(&c->rbuf, &c->w->bufs, 4096);
+        ssize_t n = read_into(c->io.fd, &c->rbuf, &c->w->bufs, &c->readable, c->hup, &eof);
         if (n < 0) {
             client_close(c);
-            return;
+            break;
         }
+        if (eof)
+            c->rd_eof = true;
         if (c->rbuf.len && c->state == CS_IDLE) {
             c->state = CS_HEAD;
             if (c->requests > 0)
@@ -671,24 +697,25 @@ run_head(struct client *c)
             int rc = h1_parse_request(&r, buf_data(&c->rbuf), c->rbuf.len, &lim);
             if (rc == PT_OK) {
                 start_exchange(c, &r);
-                return;
+                continue;
             }
             if (rc == PT_ERR) {
                 log_info("client %s: %d: %s", c->peer, r.error_status, r.error);
                 client_error(c, r.error_status);
-                return;
+                break;
             }
         }
-        if (eof) {
-            client_close(c);
-            return;
+        if (c->rd_eof) {
+            client_close(c); /* gone, with at most part of a head */
+            break;
         }
         if (n == 0 || !c->readable) {
             if (c->rbuf.len == 0)
                 buf_release(&c->rbuf, &c->w->bufs);
-            return;
+            break;
         }
     }
+    c->in_head = false;
 }
 
 /* Sets the client to wait for its next request (or closes it). */
@@ -698,7 +725,7 @@ client_next(struct client *c)
     const struct config *cfg = cfg_of(c);
     c->x = NULL;
     if (c->close_after || c->w->draining) {
-        if (c->rd_eof || c->rbuf.len == 0)
+        if (c->rd_eof)
             client_close(c);
         else
             client_linger(c);
@@ -713,12 +740,26 @@ client_next(struct client *c)
     }
     client_set_timer(c, c->rbuf.len ? cfg->timeouts.client_header_ms
                                     : cfg->timeouts.client_keepalive_ms);
-    if (c->rbuf.len) {
+    if (c->rbuf.len)
         c->state = CS_HEAD;
-        run_head(c);
-    } else {
+    else
         buf_release_if_empty(&c->rbuf, &c->w->bufs);
-    }
+    if (c->rbuf.len || c->readable)
+        run_head(c);
+}
+
+/* Puts <c> on the worker's list to run again at the end of this loop turn: a busy
+ * connection yields after a bounded amount of work so others get their turn. */
+static void
+client_queue(struct client *c)
+{
+    struct worker *w = c->w;
+    if (c->queued)
+        return;
+    c->queued = true;
+    c->rerun_next = w->rerun;
+    w->rerun = c;
+    w->loop.busy = true;
 }
 
 static void run_tunnel(struct client *c);
@@ -1200,6 +1241,7 @@ start_exchange(struct client *c, struct h1_request *r)
     uint32_t head_len = r->head_len;
 
     if (r->method_id == HTTP_M_CONNECT) {
+        c->close_after = true; /* what follows may be tunnel bytes, not HTTP */
         buf_consume(&c->rbuf, head_len);
         x_error_local(x, 405);
         return;
@@ -1275,14 +1317,15 @@ start_exchange(struct client *c, struct h1_request *r)
     x->upgrade = r->has_upgrade && (r->conn_flags & H1_CONN_UPGRADE);
     x->pool = &w->pools[rt->upstream->index];
     x->srv = upool_pick(x->pool, NULL);
-    if (connect_upstream(x, false) != PT_OK) {
-        buf_consume(&c->rbuf, head_len);
+    /* The head leaves the buffer now (its bytes stay where they are until the next read,
+     * which comes after write_request_head), so a failure answered at once cannot serve
+     * the same request again. */
+    buf_consume(&c->rbuf, head_len);
+    if (connect_upstream(x, false) != PT_OK)
         return;
-    }
     write_request_head(x, r);
     x->head_len = x->u->wbuf.len;
     x->replayable = true;
-    buf_consume(&c->rbuf, head_len);
     if (r->expect_continue && !x->req.done && x->version_minor == 1 && c->rbuf.len == 0)
         APPEND_LIT(&c->wbuf, w, "HTTP/1.1 100 Continue\r\n\r\n");
     x->t_up_us = loop_clock_us();
@@ -1326,9 +1369,13 @@ static int
 x_retry(struct exchange *x, bool other_server)
 {
     struct upconn *old = x->u;
-    if (!x->replayable || x->req.framed || x->req.total || old->rbuf.len || x->attempts >= 2)
+    if (x->retried || !x->replayable || x->req.framed || x->req.total || old->rbuf.len)
         return PT_ERR;
-    x->attempts++;
+    /* A request that may have reached the server is resent only when repeating it is safe
+     * (RFC 9110 9.2.2). */
+    if (x->head_sent && !method_idempotent(x->method))
+        return PT_ERR;
+    x->retried = true;
     /* The head is still intact at the start of the old write buffer (buf_consume keeps
      * bytes, and nothing was appended after it). */
     struct worker *w = x->c->w;
@@ -1589,7 +1636,9 @@ x_run(struct exchange *x)
 {
     struct client *c = x->c;
     struct worker *w = c->w;
-    for (int guard = 0; guard < 64; guard++) {
+    bool up_moved = false; /* upstream progress: only that re-arms the upstream timer */
+    int guard;
+    for (guard = 0; guard < 64; guard++) {
         bool progress = false;
         struct upconn *u = x->u;
 
@@ -1608,15 +1657,14 @@ x_run(struct exchange *x)
                 return;
             }
             u->state = UC_ACTIVE;
-            u->readable = false;
-            set_upstream_timer(x);
+            up_moved = true;
         }
 
         /* request: client -> upstream */
         if (u && !x->req.done && u->state == UC_ACTIVE) {
             if (c->readable && buf_space(&c->rbuf) && !c->rd_eof) {
                 bool eof = false;
-                ssize_t n = read_into(c->io.fd, &c->rbuf, &w->bufs, &c->readable, &eof);
+                ssize_t n = read_into(c->io.fd, &c->rbuf, &w->bufs, &c->readable, c->hup, &eof);
                 if (n < 0) {
                     x_fail(x, 400);
                     return;
@@ -1643,7 +1691,7 @@ x_run(struct exchange *x)
                 return;
             }
             if (dummy) {
-                progress = true;
+                progress = up_moved = true;
                 x->head_sent = true;
             }
             if (x->req.done) {
@@ -1665,7 +1713,7 @@ x_run(struct exchange *x)
                 return;
             }
             if (wr) {
-                progress = true;
+                progress = up_moved = true;
                 x->head_sent = true;
             }
         }
@@ -1674,7 +1722,7 @@ x_run(struct exchange *x)
         if (u && u->state == UC_ACTIVE && !x->resp.done) {
             bool eof = false;
             if (u->readable && buf_space(&u->rbuf) + (u->rbuf.base ? 0 : 1) && !u->eof) {
-                ssize_t n = read_into(u->io.fd, &u->rbuf, &w->bufs, &u->readable, &eof);
+                ssize_t n = read_into(u->io.fd, &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
                 if (n < 0) {
                     if (!x->resp_started && x_retry(x, false) == PT_OK)
                         return;
@@ -1682,11 +1730,8 @@ x_run(struct exchange *x)
                     x_fail(x, 502);
                     return;
                 }
-                if (n > 0) {
-                    progress = true;
-                    if (x->resp_started)
-                        set_upstream_timer(x);
-                }
+                if (n > 0)
+                    progress = up_moved = true;
                 if (eof)
                     u->eof = true;
             }
@@ -1711,8 +1756,11 @@ x_run(struct exchange *x)
             if (x->resp_started) {
                 if (u->eof && x->resp.in == H1_BODY_CLOSE && x->resp.span == 0)
                     x->resp.in_done = true;
+                uint64_t before = x->bytes_out;
                 int rc = pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, c->io.fd, &c->writable,
                                    &x->bytes_out);
+                if (x->bytes_out != before)
+                    progress = true;
                 if (rc == PT_ERR) {
                     if (x->resp.dec.error)
                         log_warn("upstream %s: %s", x->srv->addr_text, x->resp.dec.error);
@@ -1760,8 +1808,10 @@ x_run(struct exchange *x)
         if (!progress)
             break;
     }
+    if (guard == 64)
+        client_queue(c);
     set_client_timer(x);
-    if (x->u)
+    if (x->u && up_moved)
         set_upstream_timer(x);
 }
 
@@ -1769,7 +1819,11 @@ void
 exchange_on_upstream(struct upconn *u, uint32_t events)
 {
     struct exchange *x = u->x;
-    if (x)
+    if (!x)
+        return;
+    if (x->tunnel)
+        run_tunnel(x->c);
+    else
         x_run(x);
 }
 
@@ -1782,7 +1836,7 @@ exchange_on_upstream_timer(struct upconn *u)
         return;
     }
     if (x->tunnel) {
-        client_close(x->c);
+        tunnel_end(x->c);
         return;
     }
     if (u->state == UC_CONNECTING) {
@@ -1803,6 +1857,7 @@ start_tunnel(struct exchange *x)
     struct client *c = x->c;
     c->state = CS_TUNNEL;
     x->resp_started = true;
+    loop_timer_cancel(&c->w->loop, &x->u->timer); /* the client timer keeps tunnel_idle */
     pipe_init(&x->req, H1_BODY_CLOSE, 0, false, 0);
     pipe_init(&x->resp, H1_BODY_CLOSE, 0, false, 0);
     x->req.done = false;
@@ -1829,13 +1884,14 @@ run_tunnel(struct client *c)
     struct exchange *x = c->x;
     struct upconn *u = x->u;
     struct worker *w = c->w;
-    for (int guard = 0; guard < 64; guard++) {
+    int guard;
+    for (guard = 0; guard < 64; guard++) {
         bool progress = false;
         /* client -> upstream */
         if (!x->req.done) {
             if (c->readable && !c->rd_eof) {
                 bool eof = false;
-                ssize_t n = read_into(c->io.fd, &c->rbuf, &w->bufs, &c->readable, &eof);
+                ssize_t n = read_into(c->io.fd, &c->rbuf, &w->bufs, &c->readable, c->hup, &eof);
                 if (n < 0) {
                     tunnel_end(c);
                     return;
@@ -1859,7 +1915,7 @@ run_tunnel(struct client *c)
         if (!x->resp.done) {
             if (u->readable && !u->eof) {
                 bool eof = false;
-                ssize_t n = read_into(u->io.fd, &u->rbuf, &w->bufs, &u->readable, &eof);
+                ssize_t n = read_into(u->io.fd, &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
                 if (n < 0) {
                     tunnel_end(c);
                     return;
@@ -1870,11 +1926,13 @@ run_tunnel(struct client *c)
             }
             if (u->eof && u->rbuf.len == 0 && c->wbuf.len == 0)
                 x->resp.in_done = true;
+            uint64_t before = x->bytes_out;
             if (pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, c->io.fd, &c->writable, &x->bytes_out) ==
                 PT_ERR) {
                 tunnel_end(c);
                 return;
             }
+            progress |= x->bytes_out != before;
             if (x->resp.done)
                 shutdown(c->io.fd, SHUT_WR);
         }
@@ -1885,6 +1943,8 @@ run_tunnel(struct client *c)
         if (!progress)
             break;
     }
+    if (guard == 64)
+        client_queue(c);
     client_set_timer(c, w->cfg->timeouts.tunnel_idle_ms);
 }
 
@@ -1922,6 +1982,16 @@ exchange_close_all(struct worker *w)
 void
 exchange_reap(struct worker *w)
 {
+    struct client *list = w->rerun;
+    w->rerun = NULL;
+    while (list) {
+        struct client *c = list;
+        list = c->rerun_next;
+        c->queued = false;
+        if (c->state != CS_CLOSED)
+            client_run(c);
+    }
+    w->loop.busy = w->rerun != NULL;
     while (w->dead_clients) {
         struct client *c = w->dead_clients;
         w->dead_clients = c->next;

@@ -137,9 +137,9 @@ headers_ok(const struct route *r, const struct route_request *rq)
 const struct route *
 route_match(const struct config *c, const struct route_request *rq)
 {
-    const struct route *r = c->routes, *end = c->routes + c->nroutes;
+    for (uint32_t i = 0; i < c->nroutes; i++) {
+        const struct route *r = &c->routes[i];
 
-    for (; r < end; r++) {
         if (r->nmethods && !method_ok(r, rq))
             continue;
         if (r->nhosts && !host_ok(r, rq))

@@ -90,6 +90,8 @@ on_upconn_io(struct loop_io *io, uint32_t events)
         u->writable = true;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         u->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->hup = true;
     if (u->state == UC_CLOSED)
         return;
     if (u->state == UC_IDLE) {

@@ -24,6 +24,7 @@ struct upconn {
     uint32_t requests;          /* requests sent on this connection */
     uint8_t state;              /* enum upconn_state */
     bool readable, writable, eof, reused;
+    bool hup; /* the server's FIN (or an error) was signalled */
 };
 
 struct upool_server {

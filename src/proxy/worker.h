@@ -39,6 +39,7 @@ struct worker {
     struct exchange *free_x;     /* recycled exchanges */
     struct upconn *dead_upconns; /* closed this turn, freed at its end */
     struct client *dead_clients;
+    struct client *rerun; /* connections to run again at the end of the turn */
     struct log_ring *log;
     bool draining;
     struct loop_timer drain_timer;
