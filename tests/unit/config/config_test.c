@@ -1,0 +1,1228 @@
+/* Tests for the configuration loader (config_load.c) and its helpers (config.c): defaults,
+ * every schema section, every error class with its exact file:line:col, and quick mode. */
+#include "config/config.h"
+#include "core/log.h"
+
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char last_err[1024];
+
+static struct config *
+load(const char *yaml)
+{
+    struct config *c = NULL;
+
+    last_err[0] = '\0';
+    if (config_load_string(yaml, strlen(yaml), "t.yaml", &c, last_err, sizeof(last_err)) != PT_OK) {
+        fprintf(stderr, "unexpected load error: %s\n", last_err);
+        return NULL;
+    }
+    return c;
+}
+
+/* Loads <yaml>, expecting failure with an error that starts with <want>. */
+static bool
+fails_with(const char *yaml, const char *want)
+{
+    struct config *c = (struct config *)1;
+    int rc;
+
+    last_err[0] = '\0';
+    rc = config_load_string(yaml, strlen(yaml), "t.yaml", &c, last_err, sizeof(last_err));
+    if (rc != PT_ERR || c != NULL) {
+        fprintf(stderr, "expected an error \"%s\", but the load succeeded\n", want);
+        config_free(c);
+        return false;
+    }
+    if (strncmp(last_err, want, strlen(want)) != 0) {
+        fprintf(stderr, "expected error: %s\n     got error: %s\n", want, last_err);
+        return false;
+    }
+    return true;
+}
+
+static uint16_t
+port_of(const struct config_addr *a)
+{
+    if (a->sa.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port);
+}
+
+static bool
+is_ipv4(const struct config_addr *a, const char *ip)
+{
+    char buf[INET_ADDRSTRLEN];
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->sa;
+
+    return a->sa.ss_family == AF_INET && a->salen == sizeof(*sin) &&
+           inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)) && strcmp(buf, ip) == 0;
+}
+
+static bool
+is_ipv6(const struct config_addr *a, const char *ip)
+{
+    char buf[INET6_ADDRSTRLEN];
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->sa;
+
+    return a->sa.ss_family == AF_INET6 && a->salen == sizeof(*sin6) &&
+           inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf)) && strcmp(buf, ip) == 0;
+}
+
+/* ---- defaults ---- */
+
+static void
+check_defaults(const struct config *c)
+{
+    CHECK_EQ_INT(c->timeouts.client_header_ms, 10000);
+    CHECK_EQ_INT(c->timeouts.client_body_ms, 60000);
+    CHECK_EQ_INT(c->timeouts.client_keepalive_ms, 75000);
+    CHECK_EQ_INT(c->timeouts.client_send_ms, 60000);
+    CHECK_EQ_INT(c->timeouts.upstream_connect_ms, 5000);
+    CHECK_EQ_INT(c->timeouts.upstream_header_ms, 60000);
+    CHECK_EQ_INT(c->timeouts.upstream_body_ms, 60000);
+    CHECK_EQ_INT(c->timeouts.upstream_send_ms, 60000);
+    CHECK_EQ_INT(c->timeouts.tunnel_idle_ms, 3600000);
+    CHECK_EQ_INT(c->timeouts.drain_ms, 30000);
+    CHECK_EQ_INT(c->limits.max_request_line, 8192);
+    CHECK_EQ_INT(c->limits.max_header_size, 16384);
+    CHECK_EQ_INT(c->limits.max_headers, 100);
+    CHECK(c->limits.max_body_size == (uint64_t)1 << 30);
+    CHECK(c->x_forwarded_for && c->x_forwarded_proto && c->x_forwarded_host && c->forwarded &&
+          c->via && c->request_id);
+    CHECK_EQ_INT(c->nhide_headers, 2);
+    CHECK(strcmp(c->hide_headers[0], "server") == 0);
+    CHECK(strcmp(c->hide_headers[1], "x-powered-by") == 0);
+    CHECK(strcmp(c->access_log, "stdout") == 0);
+    CHECK(c->access_log_format == LOG_FORMAT_COMBINED);
+    CHECK(strcmp(c->error_log, "stderr") == 0);
+    CHECK_EQ_INT(c->error_log_level, LOG_INFO);
+}
+
+static void
+test_defaults_struct(void)
+{
+    struct config c;
+
+    /* Allocates nothing: a config on the stack needs no freeing. */
+    config_defaults(&c);
+    check_defaults(&c);
+    CHECK_EQ_INT(c.workers, 0);
+    CHECK_EQ_INT(c.nlistens, 0);
+    CHECK_EQ_INT(c.nupstreams, 0);
+    CHECK_EQ_INT(c.nroutes, 0);
+}
+
+static void
+test_minimal_file_gets_defaults(void)
+{
+    struct config *c = load("listen: 127.0.0.1:8080\n");
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    check_defaults(c);
+    CHECK(strcmp(c->source, "t.yaml") == 0);
+    CHECK_EQ_INT(c->workers, ncpu >= 1 ? ncpu : 1);
+    CHECK_EQ_INT(c->nlistens, 1);
+    CHECK(strcmp(c->listens[0].text, "127.0.0.1:8080") == 0);
+    CHECK(is_ipv4(&c->listens[0], "127.0.0.1"));
+    CHECK_EQ_INT(port_of(&c->listens[0]), 8080);
+    CHECK_EQ_INT(c->nupstreams, 0);
+    CHECK_EQ_INT(c->nroutes, 0); /* no upstream: no implicit route, everything is a 404 */
+    config_free(c);
+}
+
+static void
+test_workers(void)
+{
+    struct config *c = load("workers: 3\nlisten: :80\n");
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    CHECK(c && c->workers == 3);
+    config_free(c);
+    c = load("workers: auto\nlisten: :80\n");
+    CHECK(c && c->workers == (uint32_t)(ncpu >= 1 ? ncpu : 1));
+    config_free(c);
+    CHECK(fails_with("workers: 0\nlisten: :80\n",
+                     "t.yaml:1:10: workers: 0 is out of range (1..1024)"));
+    CHECK(fails_with("workers: many\nlisten: :80\n",
+                     "t.yaml:1:10: workers: expected an integer or \"auto\", got \"many\""));
+    CHECK(fails_with("workers: 5000\nlisten: :80\n",
+                     "t.yaml:1:10: workers: 5000 is out of range (1..1024)"));
+    CHECK(fails_with("workers: [1]\nlisten: :80\n",
+                     "t.yaml:1:10: workers: expected a string, got a list"));
+}
+
+/* ---- a full file ---- */
+
+static const char full_yaml[] =
+    "workers: 2\n"
+    "listen: [127.0.0.1:8080, \"[::1]:8081\"]\n"
+    "timeouts:\n"
+    "  client_header: 500ms\n"
+    "  client_body: 7\n"
+    "  client_keepalive: 2m\n"
+    "  client_send: 1h\n"
+    "  upstream_connect: 1s\n"
+    "  upstream_header: 2s\n"
+    "  upstream_body: 3s\n"
+    "  upstream_send: 4s\n"
+    "  tunnel_idle: 5m\n"
+    "  drain: 0\n"
+    "limits:\n"
+    "  max_request_line: 4KiB\n"
+    "  max_header_size: 32KB\n"
+    "  max_headers: 50\n"
+    "  max_body_size: 10MiB\n"
+    "upstreams:\n"
+    "  app:\n"
+    "    servers:\n"
+    "      - 127.0.0.1:9001\n"
+    "      - address: http://127.0.0.1:9002/\n"
+    "        weight: 2\n"
+    "      - \"[::1]:9003\"\n"
+    "    keepalive: 0\n"
+    "    keepalive_timeout: 30s\n"
+    "    keepalive_requests: 100\n"
+    "  static:\n"
+    "    servers: [localhost:9100]\n"
+    "routes:\n"
+    "  - name: api\n"
+    "    match:\n"
+    "      host: [API.Example.com, \"*.example.org\"]\n"
+    "      path: /api/\n"
+    "      method: [GET, POST]\n"
+    "      headers:\n"
+    "        X-Env: prod\n"
+    "        X-Token: \"*\"\n"
+    "    proxy: {upstream: app, strip_prefix: /api, add_prefix: /v2, host: upstream}\n"
+    "    request_headers:\n"
+    "      add: {X-A: \"1\"}\n"
+    "      set: {X-B: \"2\"}\n"
+    "      remove: [X-C, X-D]\n"
+    "    response_headers:\n"
+    "      set: {X-Frame-Options: DENY}\n"
+    "  - match: {path_exact: /health}\n"
+    "    respond: {status: 200, body: \"ok\\n\"}\n"
+    "  - match: {path_regex: \"^/v[0-9]+/\"}\n"
+    "    redirect: {to: \"https://example.com\", status: 301, keep_path: true}\n"
+    "  - proxy: static\n"
+    "proxy_headers:\n"
+    "  x_forwarded_for: false\n"
+    "  forwarded: no\n"
+    "  via: true\n"
+    "hide_headers: [Server, X-AspNet-Version]\n"
+    "access_log:\n"
+    "  path: /tmp/access.log\n"
+    "  format: json\n"
+    "error_log:\n"
+    "  path: stdout\n"
+    "  level: debug\n";
+
+static void
+test_full_file(void)
+{
+    struct config *c = load(full_yaml);
+    const struct route *r;
+    const struct config_upstream *u;
+
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_EQ_INT(c->workers, 2);
+    CHECK_EQ_INT(c->nlistens, 2);
+    CHECK(is_ipv4(&c->listens[0], "127.0.0.1") && port_of(&c->listens[0]) == 8080);
+    CHECK(is_ipv6(&c->listens[1], "::1") && port_of(&c->listens[1]) == 8081);
+    CHECK(strcmp(c->listens[1].text, "[::1]:8081") == 0);
+
+    CHECK_EQ_INT(c->timeouts.client_header_ms, 500);
+    CHECK_EQ_INT(c->timeouts.client_body_ms, 7000);
+    CHECK_EQ_INT(c->timeouts.client_keepalive_ms, 120000);
+    CHECK_EQ_INT(c->timeouts.client_send_ms, 3600000);
+    CHECK_EQ_INT(c->timeouts.upstream_connect_ms, 1000);
+    CHECK_EQ_INT(c->timeouts.upstream_header_ms, 2000);
+    CHECK_EQ_INT(c->timeouts.upstream_body_ms, 3000);
+    CHECK_EQ_INT(c->timeouts.upstream_send_ms, 4000);
+    CHECK_EQ_INT(c->timeouts.tunnel_idle_ms, 300000);
+    CHECK_EQ_INT(c->timeouts.drain_ms, 0);
+    CHECK_EQ_INT(c->limits.max_request_line, 4096);
+    CHECK_EQ_INT(c->limits.max_header_size, 32768);
+    CHECK_EQ_INT(c->limits.max_headers, 50);
+    CHECK(c->limits.max_body_size == 10u << 20);
+
+    CHECK_EQ_INT(c->nupstreams, 2);
+    u = &c->upstreams[0];
+    CHECK(strcmp(u->name, "app") == 0 && u->index == 0);
+    CHECK_EQ_INT(u->nservers, 3);
+    CHECK(is_ipv4(&u->servers[0].addr, "127.0.0.1") && port_of(&u->servers[0].addr) == 9001);
+    CHECK_EQ_INT(u->servers[0].weight, 1);
+    CHECK(strcmp(u->servers[0].host_header, "127.0.0.1:9001") == 0);
+    CHECK(strcmp(u->servers[1].addr.text, "127.0.0.1:9002") == 0);
+    CHECK(strcmp(u->servers[1].host_header, "127.0.0.1:9002") == 0);
+    CHECK_EQ_INT(u->servers[1].weight, 2);
+    CHECK(is_ipv6(&u->servers[2].addr, "::1") && port_of(&u->servers[2].addr) == 9003);
+    CHECK(strcmp(u->servers[2].host_header, "[::1]:9003") == 0);
+    CHECK_EQ_INT(u->keepalive, 0);
+    CHECK_EQ_INT(u->keepalive_timeout_ms, 30000);
+    CHECK_EQ_INT(u->keepalive_requests, 100);
+    u = &c->upstreams[1];
+    CHECK(strcmp(u->name, "static") == 0 && u->index == 1);
+    CHECK(is_ipv4(&u->servers[0].addr, "127.0.0.1") && port_of(&u->servers[0].addr) == 9100);
+    CHECK(strcmp(u->servers[0].host_header, "localhost:9100") == 0);
+    CHECK_EQ_INT(u->keepalive, 128);
+    CHECK_EQ_INT(u->keepalive_timeout_ms, 60000);
+    CHECK_EQ_INT(u->keepalive_requests, 10000);
+
+    CHECK_EQ_INT(c->nroutes, 4);
+    r = &c->routes[0];
+    CHECK(strcmp(r->name, "api") == 0);
+    CHECK_EQ_INT(r->nhosts, 2);
+    CHECK(strcmp(r->hosts[0], "api.example.com") == 0);
+    CHECK(strcmp(r->hosts[1], "*.example.org") == 0);
+    CHECK(r->path_kind == ROUTE_PATH_PREFIX && strcmp(r->path, "/api/") == 0 && r->path_len == 5);
+    CHECK_EQ_INT(r->nmethods, 2);
+    CHECK(strcmp(r->methods[0], "GET") == 0 && strcmp(r->methods[1], "POST") == 0);
+    CHECK_EQ_INT(r->nheaders, 2);
+    CHECK(strcmp(r->headers[0].name, "x-env") == 0 && strcmp(r->headers[0].value, "prod") == 0);
+    CHECK(strcmp(r->headers[1].name, "x-token") == 0 && r->headers[1].value == NULL);
+    CHECK(r->action == ROUTE_PROXY && r->upstream == &c->upstreams[0]);
+    CHECK(strcmp(r->strip_prefix, "/api") == 0 && strcmp(r->add_prefix, "/v2") == 0);
+    CHECK(r->host_from_server && r->host_rewrite == NULL);
+    /* Rules are stored in the order they apply: remove, set, add. */
+    CHECK_EQ_INT(r->request_headers.n, 4);
+    if (r->request_headers.n == 4) {
+        const struct header_rule *h = r->request_headers.v;
+        CHECK(h[0].op == HEADER_REMOVE && strcmp(h[0].name, "X-C") == 0 && !h[0].value);
+        CHECK(h[1].op == HEADER_REMOVE && strcmp(h[1].name, "X-D") == 0);
+        CHECK(h[2].op == HEADER_SET && strcmp(h[2].name, "X-B") == 0 &&
+              strcmp(h[2].value, "2") == 0);
+        CHECK(h[3].op == HEADER_ADD && strcmp(h[3].name, "X-A") == 0 &&
+              strcmp(h[3].value, "1") == 0);
+    }
+    CHECK_EQ_INT(r->response_headers.n, 1);
+    CHECK(r->response_headers.v[0].op == HEADER_SET &&
+          strcmp(r->response_headers.v[0].name, "X-Frame-Options") == 0);
+
+    r = &c->routes[1];
+    CHECK(strcmp(r->name, "routes[1]") == 0);
+    CHECK(r->path_kind == ROUTE_PATH_EXACT && strcmp(r->path, "/health") == 0);
+    CHECK(r->action == ROUTE_RESPOND && r->respond_status == 200);
+    CHECK(strcmp(r->respond_body, "ok\n") == 0);
+    CHECK(strcmp(r->respond_content_type, "text/plain") == 0);
+
+    r = &c->routes[2];
+    CHECK(r->path_kind == ROUTE_PATH_REGEX && r->path_re != NULL);
+    CHECK(strcmp(r->path, "^/v[0-9]+/") == 0);
+    CHECK(r->action == ROUTE_REDIRECT && r->redirect_status == 301 && r->redirect_keep_path);
+    CHECK(strcmp(r->redirect_to, "https://example.com") == 0);
+
+    r = &c->routes[3];
+    CHECK(r->path_kind == ROUTE_PATH_ANY && r->nhosts == 0 && r->nmethods == 0);
+    CHECK(r->action == ROUTE_PROXY && r->upstream == &c->upstreams[1]);
+    CHECK(!r->host_from_server && r->host_rewrite == NULL);
+
+    CHECK(!c->x_forwarded_for && c->x_forwarded_proto && c->x_forwarded_host);
+    CHECK(!c->forwarded && c->via && c->request_id);
+    CHECK_EQ_INT(c->nhide_headers, 2);
+    CHECK(strcmp(c->hide_headers[0], "server") == 0);
+    CHECK(strcmp(c->hide_headers[1], "x-aspnet-version") == 0);
+    CHECK(strcmp(c->access_log, "/tmp/access.log") == 0);
+    CHECK(c->access_log_format == LOG_FORMAT_JSON);
+    CHECK(strcmp(c->error_log, "stdout") == 0);
+    CHECK_EQ_INT(c->error_log_level, LOG_DEBUG);
+    config_free(c);
+}
+
+/* ---- durations and sizes ---- */
+
+static uint32_t
+header_timeout(const char *value)
+{
+    char yaml[256];
+    struct config *c;
+    uint32_t ms;
+
+    snprintf(yaml, sizeof(yaml), "listen: :80\ntimeouts:\n  client_header: %s\n", value);
+    c = load(yaml);
+    if (!c)
+        return UINT32_MAX;
+    ms = c->timeouts.client_header_ms;
+    config_free(c);
+    return ms;
+}
+
+static void
+test_durations(void)
+{
+    CHECK_EQ_INT(header_timeout("1ms"), 1);
+    CHECK_EQ_INT(header_timeout("250ms"), 250);
+    CHECK_EQ_INT(header_timeout("10s"), 10000);
+    CHECK_EQ_INT(header_timeout("10"), 10000);
+    CHECK_EQ_INT(header_timeout("\"15\""), 15000);
+    CHECK_EQ_INT(header_timeout("3m"), 180000);
+    CHECK_EQ_INT(header_timeout("2h"), 7200000);
+    CHECK_EQ_INT(header_timeout("4294967295ms"), 4294967295u);
+    CHECK_EQ_INT(header_timeout("1193h"), 4294800000u);
+
+    CHECK(fails_with("listen: :80\ntimeouts:\n  client_header: 10x\n",
+                     "t.yaml:3:18: timeouts.client_header: bad duration \"10x\" (expected a "
+                     "number with ms, s, m or h, e.g. 500ms, 10s)"));
+    CHECK(fails_with("listen: :80\ntimeouts:\n  client_header: 4294968s\n",
+                     "t.yaml:3:18: timeouts.client_header: duration \"4294968s\" is too large"));
+    CHECK(fails_with("listen: :80\ntimeouts:\n  client_header: 1194h\n",
+                     "t.yaml:3:18: timeouts.client_header: duration \"1194h\" is too large"));
+    CHECK(fails_with("listen: :80\ntimeouts:\n  drain: 99999999999999999999999s\n",
+                     "t.yaml:3:10: timeouts.drain: duration \"99999999999999999999999s\" is too "
+                     "large"));
+    CHECK(fails_with("listen: :80\ntimeouts:\n  upstream_send: 0\n",
+                     "t.yaml:3:18: timeouts.upstream_send: must be greater than 0"));
+    CHECK(fails_with("listen: :80\ntimeouts: {client_body: 1m30s}\n",
+                     "t.yaml:2:25: timeouts.client_body: bad duration \"1m30s\""));
+    CHECK(fails_with("listen: :80\ntimeouts: {client_body: -1s}\n",
+                     "t.yaml:2:25: timeouts.client_body: bad duration \"-1s\""));
+    CHECK(fails_with("listen: :80\ntimeouts: {client_body: 1.5s}\n",
+                     "t.yaml:2:25: timeouts.client_body: bad duration \"1.5s\""));
+    CHECK(fails_with("listen: :80\ntimeouts: {client_body: 10 s}\n",
+                     "t.yaml:2:25: timeouts.client_body: bad duration \"10 s\""));
+    CHECK(fails_with("listen: :80\ntimeouts: {client_body: 10S}\n",
+                     "t.yaml:2:25: timeouts.client_body: bad duration \"10S\""));
+    CHECK(fails_with("listen: :80\ntimeouts: {client_body: }\n",
+                     "t.yaml:2:25: timeouts.client_body: expected a string, got nothing"));
+    CHECK(fails_with("listen: :80\ntimeouts: 10s\n",
+                     "t.yaml:2:11: timeouts: expected a mapping, got a string"));
+}
+
+static uint64_t
+body_limit(const char *value)
+{
+    char yaml[256];
+    struct config *c;
+    uint64_t v;
+
+    snprintf(yaml, sizeof(yaml), "listen: :80\nlimits:\n  max_body_size: %s\n", value);
+    c = load(yaml);
+    if (!c)
+        return UINT64_MAX - 1;
+    v = c->limits.max_body_size;
+    config_free(c);
+    return v;
+}
+
+static void
+test_sizes(void)
+{
+    CHECK(body_limit("0") == 0);
+    CHECK(body_limit("unlimited") == 0);
+    CHECK(body_limit("123") == 123);
+    CHECK(body_limit("123B") == 123);
+    CHECK(body_limit("1KB") == 1024);
+    CHECK(body_limit("1KiB") == 1024);
+    CHECK(body_limit("2kib") == 2048);
+    CHECK(body_limit("3MB") == 3u << 20);
+    CHECK(body_limit("3MiB") == 3u << 20);
+    CHECK(body_limit("5GB") == (uint64_t)5 << 30);
+    CHECK(body_limit("5GiB") == (uint64_t)5 << 30);
+    CHECK(body_limit("18446744073709551615") == UINT64_MAX);
+
+    CHECK(fails_with("listen: :80\nlimits:\n  max_body_size: 1.5MB\n",
+                     "t.yaml:3:18: limits.max_body_size: bad size \"1.5MB\" (expected bytes, or a "
+                     "number with B, KB, KiB, MB, MiB, GB or GiB)"));
+    CHECK(fails_with("listen: :80\nlimits:\n  max_body_size: 1TB\n",
+                     "t.yaml:3:18: limits.max_body_size: bad size \"1TB\""));
+    CHECK(fails_with("listen: :80\nlimits:\n  max_body_size: 18446744073709551616\n",
+                     "t.yaml:3:18: limits.max_body_size: size \"18446744073709551616\" is too "
+                     "large"));
+    CHECK(fails_with("listen: :80\nlimits:\n  max_body_size: 17179869184GiB\n",
+                     "t.yaml:3:18: limits.max_body_size: size \"17179869184GiB\" is too large"));
+    CHECK(fails_with("listen: :80\nlimits:\n  max_request_line: 4GiB\n",
+                     "t.yaml:3:21: limits.max_request_line: 4GiB is out of range "
+                     "(64..4294967295 bytes)"));
+    CHECK(fails_with("listen: :80\nlimits:\n  max_header_size: 10\n",
+                     "t.yaml:3:20: limits.max_header_size: 10 is out of range"));
+    CHECK(fails_with("listen: :80\nlimits:\n  max_headers: 0\n",
+                     "t.yaml:3:16: limits.max_headers: 0 is out of range (1..100000)"));
+    CHECK(fails_with("listen: :80\nlimits:\n  max_headers: 10KiB\n",
+                     "t.yaml:3:16: limits.max_headers: expected an integer, got \"10KiB\""));
+    {
+        struct config *c = load("listen: :80\nlimits: {max_request_line: 1KiB, "
+                                "max_header_size: 64KiB, max_headers: 7}\n");
+        CHECK(c && c->limits.max_request_line == 1024 && c->limits.max_header_size == 65536 &&
+              c->limits.max_headers == 7);
+        config_free(c);
+    }
+}
+
+/* ---- addresses ---- */
+
+static void
+test_listen_forms(void)
+{
+    struct config *c = load("listen:\n"
+                            "  - \"*:8080\"\n"
+                            "  - :8081\n"
+                            "  - \"[::]:8082\"\n"
+                            "  - localhost:8083\n"
+                            "  - \"[::1]:8084\"\n"
+                            "  - 0.0.0.0:8085\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_EQ_INT(c->nlistens, 6);
+    CHECK(is_ipv4(&c->listens[0], "0.0.0.0") && port_of(&c->listens[0]) == 8080);
+    CHECK(strcmp(c->listens[0].text, "*:8080") == 0);
+    CHECK(is_ipv4(&c->listens[1], "0.0.0.0") && port_of(&c->listens[1]) == 8081);
+    CHECK(is_ipv6(&c->listens[2], "::") && port_of(&c->listens[2]) == 8082);
+    CHECK(port_of(&c->listens[3]) == 8083 &&
+          (is_ipv4(&c->listens[3], "127.0.0.1") || is_ipv6(&c->listens[3], "::1")));
+    CHECK(is_ipv6(&c->listens[4], "::1") && port_of(&c->listens[4]) == 8084);
+    CHECK(is_ipv4(&c->listens[5], "0.0.0.0") && port_of(&c->listens[5]) == 8085);
+    config_free(c);
+}
+
+static void
+test_listen_errors(void)
+{
+    CHECK(fails_with("listen: example.com:80\n",
+                     "t.yaml:1:9: bad listen address \"example.com:80\": use an IP address, \"*\" "
+                     "or localhost, not a host name"));
+    CHECK(fails_with("listen: 127.0.0.1\n",
+                     "t.yaml:1:9: missing port in \"127.0.0.1\" (expected host:port)"));
+    CHECK(fails_with("listen: 127.0.0.1:0\n",
+                     "t.yaml:1:9: bad port \"0\" in \"127.0.0.1:0\" (expected 1..65535)"));
+    CHECK(fails_with("listen: 127.0.0.1:65536\n",
+                     "t.yaml:1:9: bad port \"65536\" in \"127.0.0.1:65536\" (expected 1..65535)"));
+    CHECK(fails_with("listen: 127.0.0.1:http\n", "t.yaml:1:9: bad port \"http\""));
+    CHECK(fails_with("listen: \"[::1:80\"\n", "t.yaml:1:9: bad address \"[::1:80\": missing ']'"));
+    CHECK(fails_with("listen: \"[zz]:80\"\n", "t.yaml:1:9: bad IPv6 address in \"[zz]:80\""));
+    CHECK(fails_with("listen: ::1:80\n",
+                     "t.yaml:1:9: bad address \"::1:80\": write IPv6 addresses in brackets"));
+    CHECK(fails_with("listen: http://127.0.0.1:80\n",
+                     "t.yaml:1:9: bad listen address \"http://127.0.0.1:80\": expected host:port"));
+    CHECK(fails_with("listen: []\n", "t.yaml:1:9: listen: needs at least one address"));
+    CHECK(fails_with("listen:\n", "t.yaml:1:8: listen: expected an address or a list of "
+                                  "addresses, got nothing"));
+    CHECK(fails_with("listen: {a: 1}\n", "t.yaml:1:9: listen: expected an address or a list of "
+                                         "addresses, got a mapping"));
+    CHECK(fails_with("listen: [127.0.0.1:80, [x]]\n",
+                     "t.yaml:1:24: listen: expected a string, got a list"));
+    CHECK(fails_with("listen:\n  - 127.0.0.1:80\n  - 127.0.0.1:81\n  - 127.0.0.1:80\n",
+                     "t.yaml:4:5: duplicate listen address \"127.0.0.1:80\""));
+    CHECK(fails_with("listen: [\"*:80\", 0.0.0.0:80]\n",
+                     "t.yaml:1:18: duplicate listen address \"0.0.0.0:80\""));
+}
+
+static void
+test_server_addresses(void)
+{
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [\"https://127.0.0.1:9000\"]\n",
+                     "t.yaml:4:15: https upstreams are not supported yet"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [\"ftp://127.0.0.1:9000\"]\n",
+                     "t.yaml:4:15: unsupported scheme in \"ftp://127.0.0.1:9000\": only http:// "
+                     "is allowed"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [http://127.0.0.1:9000/x]\n",
+                     "t.yaml:4:15: bad address \"http://127.0.0.1:9000/x\": a path is not allowed "
+                     "here"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [127.0.0.1]\n",
+                     "t.yaml:4:15: missing port in \"127.0.0.1\" (expected host:port)"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [\":9000\"]\n",
+                     "t.yaml:4:15: bad address \":9000\": a server needs a host"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [\"*:9000\"]\n",
+                     "t.yaml:4:15: bad address \"*:9000\": a server needs a host"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [no-such-host.invalid:80]\n",
+                     "t.yaml:4:15: cannot resolve \"no-such-host.invalid\": "));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [\"bad host:80\"]\n",
+                     "t.yaml:4:15: bad host \"bad host\" in \"bad host:80\""));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers:\n"
+                     "      - {address: 127.0.0.1:9000, weight: 0}\n",
+                     "t.yaml:5:43: upstreams.app.servers[0].weight: 0 is out of range (1..1000)"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers:\n"
+                     "      - {address: 127.0.0.1:9000, weight: 1001}\n",
+                     "t.yaml:5:43: upstreams.app.servers[0].weight: 1001 is out of range"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers:\n      - {weight: 2}\n",
+                     "t.yaml:5:9: upstreams.app.servers[0]: missing required key \"address\""));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers:\n"
+                     "      - {adress: 127.0.0.1:1}\n",
+                     "t.yaml:5:10: unknown key \"adress\" in upstreams.app.servers[0], did you "
+                     "mean \"address\"?"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: []\n",
+                     "t.yaml:4:14: upstreams.app.servers: needs at least one server"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app: {keepalive: 3}\n",
+                     "t.yaml:3:8: upstreams.app: missing required key \"servers\""));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: 127.0.0.1:80\n",
+                     "t.yaml:4:14: upstreams.app.servers: expected a list of servers, got a "
+                     "string"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  \"a b\": {servers: [127.0.0.1:80]}\n",
+                     "t.yaml:3:3: upstreams: bad upstream name \"a b\""));
+    CHECK(fails_with("listen: :80\nupstreams: [a]\n",
+                     "t.yaml:2:12: upstreams: expected a mapping, got a list"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [127.0.0.1:80]\n"
+                     "    keepalive_requests: 0\n",
+                     "t.yaml:5:25: upstreams.app.keepalive_requests: 0 is out of range"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [127.0.0.1:80]\n"
+                     "    keepalive_timeout: soon\n",
+                     "t.yaml:5:24: upstreams.app.keepalive_timeout: bad duration \"soon\""));
+}
+
+static void
+test_parse_addr_api(void)
+{
+    struct config_addr a;
+    char err[256];
+
+    CHECK(config_parse_addr("127.0.0.1:80", &a, err, sizeof(err)) == PT_OK);
+    CHECK(is_ipv4(&a, "127.0.0.1") && port_of(&a) == 80 && strcmp(a.text, "127.0.0.1:80") == 0);
+    free(a.text);
+    CHECK(config_parse_addr("*:81", &a, err, sizeof(err)) == PT_OK);
+    CHECK(is_ipv4(&a, "0.0.0.0") && port_of(&a) == 81);
+    free(a.text);
+    CHECK(config_parse_addr("localhost:82", &a, err, sizeof(err)) == PT_OK);
+    CHECK(port_of(&a) == 82);
+    free(a.text);
+    CHECK(config_parse_addr("[::1]:83", &a, err, sizeof(err)) == PT_OK);
+    CHECK(is_ipv6(&a, "::1") && port_of(&a) == 83);
+    free(a.text);
+    CHECK(config_parse_addr("nope.invalid:80", &a, err, sizeof(err)) == PT_ERR);
+    CHECK(strncmp(err, "cannot resolve \"nope.invalid\": ", 31) == 0);
+    CHECK(config_parse_addr("", &a, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "empty address") == 0);
+}
+
+/* ---- keys: unknown, duplicate, wrong type ---- */
+
+static void
+test_unknown_keys_and_hints(void)
+{
+    CHECK(fails_with("listen: :80\nupstream:\n  app: {servers: [127.0.0.1:1]}\n",
+                     "t.yaml:2:1: unknown key \"upstream\", did you mean \"upstreams\"?"));
+    CHECK(
+        fails_with("lisen: :80\n", "t.yaml:1:1: unknown key \"lisen\", did you mean \"listen\"?"));
+    CHECK(fails_with("Listen: :80\n",
+                     "t.yaml:1:1: unknown key \"Listen\", did you mean \"listen\"?"));
+    CHECK(fails_with("listen: :80\nwrokers: 2\n",
+                     "t.yaml:2:1: unknown key \"wrokers\", did you mean \"workers\"?"));
+    CHECK(fails_with("listen: :80\nbananas: 2\n", "t.yaml:2:1: unknown key \"bananas\""));
+    CHECK(strstr(last_err, "did you mean") == NULL);
+    CHECK(fails_with("listen: :80\nx: 2\n", "t.yaml:2:1: unknown key \"x\""));
+    CHECK(strstr(last_err, "did you mean") == NULL);
+    CHECK(fails_with("listen: :80\ntimeouts:\n  client_hedaer: 1s\n",
+                     "t.yaml:3:3: unknown key \"client_hedaer\" in timeouts, did you mean "
+                     "\"client_header\"?"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {pth: /}\n    respond: {}\n",
+                     "t.yaml:3:13: unknown key \"pth\" in routes[0].match, did you mean "
+                     "\"path\"?"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {}\n    respnse_headers: {}\n",
+                     "t.yaml:4:5: unknown key \"respnse_headers\" in routes[0], did you mean "
+                     "\"response_headers\"?"));
+    CHECK(fails_with("listen: :80\nlimits: {max_body: 1}\n",
+                     "t.yaml:2:10: unknown key \"max_body\" in limits"));
+    CHECK(fails_with("listen: :80\naccess_log: {fromat: json}\n",
+                     "t.yaml:2:14: unknown key \"fromat\" in access_log, did you mean "
+                     "\"format\"?"));
+}
+
+static void
+test_duplicates(void)
+{
+    CHECK(fails_with("listen: :80\nworkers: 1\nlisten: :81\n",
+                     "t.yaml:3:1: configuration: duplicate key \"listen\" (first at 1:1)"));
+    CHECK(fails_with("listen: :80\ntimeouts:\n  drain: 1s\n  drain: 2s\n",
+                     "t.yaml:4:3: timeouts: duplicate key \"drain\" (first at 3:3)"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:1]}\n"
+                     "  app: {servers: [127.0.0.1:2]}\n",
+                     "t.yaml:4:3: upstreams: duplicate upstream \"app\" (first at 3:3)"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - name: a\n    respond: {}\n"
+                     "  - name: a\n    respond: {}\n",
+                     "t.yaml:5:11: duplicate route name \"a\""));
+    /* An explicit name may collide with a generated one. */
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {}\n"
+                     "  - name: routes[0]\n    respond: {}\n",
+                     "t.yaml:4:11: duplicate route name \"routes[0]\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match:\n      headers: {X-A: a, x-a: b}\n"
+                     "    respond: {}\n",
+                     "t.yaml:4:25: routes[0].match.headers: duplicate header \"x-a\" (first at "
+                     "4:17)"));
+    CHECK(fails_with("listen: :80\n? [a]\n: 1\n",
+                     "t.yaml:2:3: configuration: keys must be strings, got a list"));
+}
+
+static void
+test_document_errors(void)
+{
+    CHECK(fails_with("", "t.yaml:1:1: missing required key \"listen\""));
+    CHECK(fails_with("# only a comment\n", "t.yaml:1:1: missing required key \"listen\""));
+    CHECK(fails_with("workers: 2\n", "t.yaml:1:1: missing required key \"listen\""));
+    CHECK(fails_with("\n\n  workers: 2\n", "t.yaml:3:3: missing required key \"listen\""));
+    CHECK(fails_with("- listen\n",
+                     "t.yaml:1:1: the configuration must be a mapping of keys, got a list"));
+    CHECK(fails_with("listen\n",
+                     "t.yaml:1:1: the configuration must be a mapping of keys, got a string"));
+    CHECK(fails_with("listen: :80\n---\nlisten: :81\n",
+                     "t.yaml:3:1: only one YAML document is allowed"));
+    /* libyaml's own messages, with the mark of the problem. */
+    CHECK(fails_with("listen: :80\nworkers: [1, 2\n",
+                     "t.yaml:3:1: did not find expected ',' or ']' (while parsing a flow "
+                     "sequence at 2:10)"));
+    CHECK(fails_with("listen: :80\n  workers: 2\n",
+                     "t.yaml:2:10: mapping values are not allowed in this context"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {}\n - proxy: x\n",
+                     "t.yaml:4:2: did not find expected key (while parsing a block mapping at "
+                     "1:1)"));
+    CHECK(fails_with("listen: \"abc\n", "t.yaml:2:1: found unexpected end of stream"));
+    CHECK(fails_with("listen: *nope\n", "t.yaml:1:9: found undefined alias"));
+    CHECK(fails_with("listen: :80\nworkers: \"\xff\"\n", "t.yaml:2:11: invalid leading UTF-8 "
+                                                         "octet"));
+    {
+        static const char nul[] = "listen: \":80\\0x\"\n";
+        CHECK(fails_with(nul, "t.yaml:1:9: listen: NUL byte in value"));
+    }
+}
+
+/* Anchors and aliases work, and a self-referencing alias cannot loop the loader. */
+static void
+test_aliases(void)
+{
+    struct config *c = load("listen: :80\n"
+                            "upstreams:\n"
+                            "  a: &pool {servers: [127.0.0.1:1]}\n"
+                            "  b: *pool\n");
+    CHECK(c && c->nupstreams == 2 && c->upstreams[1].nservers == 1);
+    CHECK(c && c->nroutes == 0);
+    config_free(c);
+    CHECK(fails_with("listen: &l [*l]\n", "t.yaml:1:9: listen: expected a string, got a list"));
+}
+
+/* ---- routes ---- */
+
+static void
+test_implicit_route(void)
+{
+    struct config *c = load("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:9000]}\n");
+
+    CHECK(c && c->nroutes == 1);
+    if (c && c->nroutes == 1) {
+        const struct route *r = &c->routes[0];
+        CHECK(strcmp(r->name, "default") == 0);
+        CHECK(r->action == ROUTE_PROXY && r->upstream == &c->upstreams[0]);
+        CHECK(r->nhosts == 0 && r->path_kind == ROUTE_PATH_ANY && r->nmethods == 0 &&
+              r->nheaders == 0);
+    }
+    config_free(c);
+    /* Two upstreams: which one is meant? No implicit route. */
+    c = load("listen: :80\nupstreams:\n  a: {servers: [127.0.0.1:1]}\n"
+             "  b: {servers: [127.0.0.1:2]}\n");
+    CHECK(c && c->nroutes == 0);
+    config_free(c);
+    /* An explicit empty list is taken at its word. */
+    c = load("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:1]}\nroutes: []\n");
+    CHECK(c && c->nroutes == 0);
+    config_free(c);
+}
+
+static void
+test_route_actions(void)
+{
+    CHECK(fails_with("listen: :80\nroutes:\n  - name: x\n    match: {path: /}\n",
+                     "t.yaml:3:5: routes[0]: a route needs one action: proxy, redirect or "
+                     "respond"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:1]}\nroutes:\n"
+                     "  - proxy: app\n    respond: {status: 200}\n",
+                     "t.yaml:6:5: routes[0]: a route takes exactly one action, found \"proxy\" "
+                     "and \"respond\""));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:1]}\nroutes:\n"
+                     "  - proxy: ap\n",
+                     "t.yaml:5:12: unknown upstream \"ap\", did you mean \"app\"?"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:1]}\nroutes:\n"
+                     "  - proxy: {upstream: backend}\n",
+                     "t.yaml:5:23: unknown upstream \"backend\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - proxy: app\n",
+                     "t.yaml:3:12: unknown upstream \"app\" (no upstreams are defined)"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:1]}\nroutes:\n"
+                     "  - proxy: {strip_prefix: /a}\n",
+                     "t.yaml:5:12: routes[0].proxy: missing required key \"upstream\""));
+    CHECK(fails_with("listen: :80\nroutes: {a: 1}\n",
+                     "t.yaml:2:9: routes: expected a list of routes, got a mapping"));
+    CHECK(fails_with("listen: :80\nroutes: [a]\n",
+                     "t.yaml:2:10: routes[0]: expected a mapping, got a string"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - name: \"\"\n    respond: {}\n",
+                     "t.yaml:3:11: routes[0].name: must be a non-empty name"));
+}
+
+static void
+test_proxy_options(void)
+{
+    struct config *c = load("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:1]}\nroutes:\n"
+                            "  - proxy: {upstream: app, host: preserve}\n"
+                            "  - proxy: {upstream: app, host: Example.COM:8443}\n");
+    CHECK(c && c->nroutes == 2);
+    if (c && c->nroutes == 2) {
+        CHECK(!c->routes[0].host_from_server && c->routes[0].host_rewrite == NULL);
+        CHECK(!c->routes[1].host_from_server &&
+              strcmp(c->routes[1].host_rewrite, "Example.COM:8443") == 0);
+        CHECK(c->routes[0].strip_prefix == NULL && c->routes[0].add_prefix == NULL);
+    }
+    config_free(c);
+    CHECK(fails_with("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:1]}\nroutes:\n"
+                     "  - proxy: {upstream: app, strip_prefix: api}\n",
+                     "t.yaml:5:42: routes[0].proxy.strip_prefix: must start with '/', got "
+                     "\"api\""));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app: {servers: [127.0.0.1:1]}\nroutes:\n"
+                     "  - proxy: {upstream: app, host: \"a b\"}\n",
+                     "t.yaml:5:34: routes[0].proxy.host: expected preserve, upstream or a host "
+                     "name, got \"a b\""));
+}
+
+static void
+test_redirect_and_respond(void)
+{
+    struct config *c = load("listen: :80\nroutes:\n"
+                            "  - redirect: {to: /new}\n"
+                            "  - respond: {}\n"
+                            "  - respond: {status: 204}\n"
+                            "  - respond: {status: 503, body: down, content_type: text/html}\n");
+    CHECK(c && c->nroutes == 4);
+    if (c && c->nroutes == 4) {
+        CHECK(c->routes[0].action == ROUTE_REDIRECT && c->routes[0].redirect_status == 302);
+        CHECK(!c->routes[0].redirect_keep_path && strcmp(c->routes[0].redirect_to, "/new") == 0);
+        CHECK(c->routes[1].action == ROUTE_RESPOND && c->routes[1].respond_status == 200);
+        CHECK(c->routes[1].respond_body == NULL);
+        CHECK(strcmp(c->routes[1].respond_content_type, "text/plain") == 0);
+        CHECK(c->routes[2].respond_status == 204);
+        CHECK(c->routes[3].respond_status == 503 && strcmp(c->routes[3].respond_body, "down") == 0);
+        CHECK(strcmp(c->routes[3].respond_content_type, "text/html") == 0);
+    }
+    config_free(c);
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {to: /new, status: 300}\n",
+                     "t.yaml:3:34: routes[0].redirect.status: expected 301, 302, 303, 307 or 308, "
+                     "got 300"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {status: 301}\n",
+                     "t.yaml:3:15: routes[0].redirect: missing required key \"to\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {to: \"/a b\"}\n",
+                     "t.yaml:3:20: routes[0].redirect.to: expected a URL or path without spaces"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {to: /x, keep_path: maybe}\n",
+                     "t.yaml:3:35: routes[0].redirect.keep_path: expected true or false, got "
+                     "\"maybe\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {status: 101}\n",
+                     "t.yaml:3:23: routes[0].respond.status: 101 is out of range (200..599)"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {status: 600}\n",
+                     "t.yaml:3:23: routes[0].respond.status: 600 is out of range (200..599)"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {status: 204, body: x}\n",
+                     "t.yaml:3:34: routes[0].respond.body: a 204 response has no body"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {body: [x]}\n",
+                     "t.yaml:3:21: routes[0].respond.body: expected a string, got a list"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: 200\n",
+                     "t.yaml:3:14: routes[0].respond: expected a mapping, got a string"));
+}
+
+static void
+test_match_hosts(void)
+{
+    struct config *c = load("listen: :80\nroutes:\n"
+                            "  - match: {host: Example.COM.}\n    respond: {}\n"
+                            "  - match: {host: [\"*.Example.org\", \"[::1]\", 127.0.0.1]}\n"
+                            "    respond: {}\n");
+    CHECK(c && c->nroutes == 2);
+    if (c && c->nroutes == 2) {
+        CHECK(c->routes[0].nhosts == 1 && strcmp(c->routes[0].hosts[0], "example.com") == 0);
+        CHECK(c->routes[1].nhosts == 3);
+        CHECK(strcmp(c->routes[1].hosts[0], "*.example.org") == 0);
+        CHECK(strcmp(c->routes[1].hosts[1], "[::1]") == 0);
+        CHECK(strcmp(c->routes[1].hosts[2], "127.0.0.1") == 0);
+    }
+    config_free(c);
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {host: \"example.com:80\"}\n"
+                     "    respond: {}\n",
+                     "t.yaml:3:19: routes[0].match.host: host \"example.com:80\" must not include "
+                     "a port"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {host: \"*\"}\n    respond: {}\n",
+                     "t.yaml:3:19: routes[0].match.host: bad host \"*\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {host: \"a.*.com\"}\n    respond: {}\n",
+                     "t.yaml:3:19: routes[0].match.host: bad host \"a.*.com\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {host: []}\n    respond: {}\n",
+                     "t.yaml:3:19: routes[0].match.host: needs at least one host"));
+}
+
+static void
+test_match_paths(void)
+{
+    struct config *c = load("listen: :80\nroutes:\n"
+                            "  - match: {path: /a}\n    respond: {}\n"
+                            "  - match: {path_exact: /b}\n    respond: {}\n"
+                            "  - match: {path_regex: '^/c/(\\d+)$'}\n    respond: {}\n"
+                            "  - match:\n    respond: {}\n"
+                            "  - match: {}\n    respond: {}\n");
+    CHECK(c && c->nroutes == 5);
+    if (c && c->nroutes == 5) {
+        CHECK(c->routes[0].path_kind == ROUTE_PATH_PREFIX && c->routes[0].path_len == 2);
+        CHECK(c->routes[1].path_kind == ROUTE_PATH_EXACT && strcmp(c->routes[1].path, "/b") == 0);
+        CHECK(c->routes[2].path_kind == ROUTE_PATH_REGEX && c->routes[2].path_re);
+        CHECK(strcmp(c->routes[2].path, "^/c/(\\d+)$") == 0);
+        CHECK(c->routes[3].path_kind == ROUTE_PATH_ANY);
+        CHECK(c->routes[4].path_kind == ROUTE_PATH_ANY);
+    }
+    config_free(c);
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {path: /a, path_exact: /b}\n"
+                     "    respond: {}\n",
+                     "t.yaml:3:23: routes[0].match: give only one of path, path_exact and "
+                     "path_regex"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {path: api}\n    respond: {}\n",
+                     "t.yaml:3:19: routes[0].match.path: must start with '/', got \"api\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {path_exact: \"/a b\"}\n"
+                     "    respond: {}\n",
+                     "t.yaml:3:25: routes[0].match.path_exact: must not contain spaces or "
+                     "control characters"));
+    /* The column points at the offending character of the regex when it can be computed. */
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {path_regex: ^/(a}\n    respond: {}\n",
+                     "t.yaml:3:29: routes[0].match.path_regex: bad regex: missing closing "
+                     "parenthesis at offset 4"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {path_regex: \"^/(a\"}\n"
+                     "    respond: {}\n",
+                     "t.yaml:3:30: routes[0].match.path_regex: bad regex: missing closing "
+                     "parenthesis at offset 4"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match:\n      path_regex: x{2,1}\n"
+                     "    respond: {}\n",
+                     "t.yaml:4:24: routes[0].match.path_regex: bad regex: numbers out of order "
+                     "in {} quantifier at offset 5"));
+    /* With an escape in the scalar the column cannot be mapped: the scalar's start is given. */
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {path_regex: \"\\x41(\"}\n"
+                     "    respond: {}\n",
+                     "t.yaml:3:25: routes[0].match.path_regex: bad regex: missing closing "
+                     "parenthesis at offset 2"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {path_regex: \"\"}\n    respond: {}\n",
+                     "t.yaml:3:25: routes[0].match.path_regex: must not be empty"));
+}
+
+static void
+test_match_methods(void)
+{
+    struct config *c = load("listen: :80\nroutes:\n"
+                            "  - match: {method: DELETE}\n    respond: {}\n"
+                            "  - match: {method: [PURGE, M-SEARCH]}\n    respond: {}\n");
+    CHECK(c && c->nroutes == 2);
+    if (c && c->nroutes == 2) {
+        CHECK(c->routes[0].nmethods == 1 && strcmp(c->routes[0].methods[0], "DELETE") == 0);
+        CHECK(c->routes[1].nmethods == 2 && strcmp(c->routes[1].methods[1], "M-SEARCH") == 0);
+    }
+    config_free(c);
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {method: get}\n    respond: {}\n",
+                     "t.yaml:3:21: routes[0].match.method: methods are case-sensitive and "
+                     "written in uppercase: \"get\", did you mean \"GET\"?"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {method: [GET, \"GE T\"]}\n"
+                     "    respond: {}\n",
+                     "t.yaml:3:27: routes[0].match.method: \"GE T\" is not a valid method"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {method: []}\n    respond: {}\n",
+                     "t.yaml:3:21: routes[0].match.method: needs at least one method"));
+}
+
+static void
+test_match_headers(void)
+{
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {headers: {\"X A\": b}}\n"
+                     "    respond: {}\n",
+                     "t.yaml:3:23: routes[0].match.headers: \"X A\" is not a valid header name"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {headers: [X-A]}\n    respond: {}\n",
+                     "t.yaml:3:22: routes[0].match.headers: expected a mapping, got a list"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - match: {headers: {X-A: }}\n    respond: {}\n",
+                     "t.yaml:3:28: routes[0].match.headers: expected a string, got nothing"));
+}
+
+static void
+test_header_rules(void)
+{
+    struct config *c = load("listen: :80\nroutes:\n"
+                            "  - respond: {}\n"
+                            "    response_headers:\n"
+                            "      remove: Server\n"
+                            "      add: {Set-Cookie: a=1, Cache-Control: \"\"}\n");
+    CHECK(c && c->nroutes == 1);
+    if (c && c->nroutes == 1) {
+        const struct header_rules *h = &c->routes[0].response_headers;
+        CHECK(c->routes[0].request_headers.n == 0);
+        CHECK_EQ_INT(h->n, 3);
+        if (h->n == 3) {
+            CHECK(h->v[0].op == HEADER_REMOVE && strcmp(h->v[0].name, "Server") == 0);
+            CHECK(h->v[1].op == HEADER_ADD && strcmp(h->v[1].value, "a=1") == 0);
+            CHECK(h->v[2].op == HEADER_ADD && strcmp(h->v[2].value, "") == 0);
+        }
+    }
+    config_free(c);
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {}\n    request_headers: {}\n",
+                     "t.yaml:4:5: routes[0]: request_headers apply only to proxy routes"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {}\n"
+                     "    response_headers: {set: {Content-Length: \"5\"}}\n",
+                     "t.yaml:4:30: routes[0].response_headers.set: \"Content-Length\" cannot be "
+                     "changed by header rules"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  a: {servers: [127.0.0.1:1]}\nroutes:\n"
+                     "  - proxy: a\n    request_headers: {remove: [Transfer-Encoding]}\n",
+                     "t.yaml:6:32: routes[0].request_headers.remove: \"Transfer-Encoding\" "
+                     "cannot be changed by header rules"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  a: {servers: [127.0.0.1:1]}\nroutes:\n"
+                     "  - proxy: a\n    request_headers: {set: {host: x}}\n",
+                     "t.yaml:6:29: routes[0].request_headers.set: \"host\" cannot be changed by "
+                     "header rules (use proxy: {host: ...})"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {}\n"
+                     "    response_headers: {set: {X-A: \"a\\nb\"}}\n",
+                     "t.yaml:4:35: routes[0].response_headers.set: control characters are not "
+                     "allowed in a header value"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {}\n"
+                     "    response_headers: {set: {X-A: a, x-a: b}}\n",
+                     "t.yaml:4:38: routes[0].response_headers.set: duplicate header \"x-a\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - respond: {}\n"
+                     "    response_headers: {sett: {X-A: a}}\n",
+                     "t.yaml:4:24: unknown key \"sett\" in routes[0].response_headers, did you "
+                     "mean \"set\"?"));
+}
+
+/* ---- the remaining top-level sections ---- */
+
+static void
+test_logs_and_headers(void)
+{
+    struct config *c = load("listen: :80\nhide_headers: []\naccess_log: off\n"
+                            "error_log: /var/log/portico.log\n");
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(c->nhide_headers == 0);
+        CHECK(strcmp(c->access_log, "off") == 0);
+        CHECK(c->access_log_format == LOG_FORMAT_COMBINED);
+        CHECK(strcmp(c->error_log, "/var/log/portico.log") == 0);
+        CHECK(c->error_log_level == LOG_INFO);
+    }
+    config_free(c);
+    c = load("listen: :80\nerror_log: {level: warn}\naccess_log: {format: combined}\n");
+    CHECK(c && c->error_log_level == LOG_WARN && strcmp(c->error_log, "stderr") == 0);
+    CHECK(c && strcmp(c->access_log, "stdout") == 0);
+    config_free(c);
+    c = load("listen: :80\nerror_log: {level: error}\n");
+    CHECK(c && c->error_log_level == LOG_ERROR);
+    config_free(c);
+    CHECK(fails_with("listen: :80\nerror_log: {level: verbose}\n",
+                     "t.yaml:2:20: error_log.level: expected error, warn, info or debug, got "
+                     "\"verbose\""));
+    CHECK(fails_with("listen: :80\nerror_log: {path: off}\n",
+                     "t.yaml:2:19: error_log.path: the error log cannot be turned off"));
+    CHECK(fails_with("listen: :80\naccess_log: {format: xml}\n",
+                     "t.yaml:2:22: access_log.format: expected combined or json, got \"xml\""));
+    CHECK(fails_with("listen: :80\nhide_headers: Server\n",
+                     "t.yaml:2:15: hide_headers: expected a list of header names, got a string"));
+    CHECK(fails_with("listen: :80\nhide_headers: [Server, \"X Y\"]\n",
+                     "t.yaml:2:24: hide_headers: \"X Y\" is not a valid header name"));
+    CHECK(fails_with("listen: :80\nproxy_headers: {via: maybe}\n",
+                     "t.yaml:2:22: proxy_headers.via: expected true or false, got \"maybe\""));
+    CHECK(fails_with("listen: :80\nproxy_headers: {x_forwarded: true}\n",
+                     "t.yaml:2:17: unknown key \"x_forwarded\" in proxy_headers"));
+}
+
+/* ---- files and quick mode ---- */
+
+static void
+test_load_file(void)
+{
+    char path[] = "/tmp/portico_config_test_XXXXXX";
+    char err[512];
+    struct config *c = NULL;
+    int fd = mkstemp(path);
+    FILE *f;
+
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    f = fdopen(fd, "w");
+    fputs("listen: :80\nworkers: 2\nbogus: 1\n", f);
+    fclose(f);
+    CHECK(config_load_file(path, &c, err, sizeof(err)) == PT_ERR && c == NULL);
+    {
+        char want[512];
+        snprintf(want, sizeof(want), "%s:3:1: unknown key \"bogus\"", path);
+        CHECK(strcmp(err, want) == 0);
+    }
+    f = fopen(path, "w");
+    fputs("listen: :80\nworkers: 2\n", f);
+    fclose(f);
+    CHECK(config_load_file(path, &c, err, sizeof(err)) == PT_OK);
+    CHECK(c && c->workers == 2 && strcmp(c->source, path) == 0);
+    config_free(c);
+    unlink(path);
+
+    c = NULL;
+    CHECK(config_load_file("/nonexistent/portico.yaml", &c, err, sizeof(err)) == PT_ERR);
+    CHECK(c == NULL);
+    CHECK(strcmp(err, "/nonexistent/portico.yaml: cannot open: No such file or directory") == 0);
+}
+
+/* "-" reads standard input (portico -c -). */
+static void
+test_load_stdin(void)
+{
+    static const char yaml[] = "listen: 127.0.0.1:8080\nworkers: 3\n";
+    int fds[2], saved = dup(0);
+    struct config *c = NULL;
+    char err[256];
+
+    CHECK(saved >= 0 && pipe(fds) == 0);
+    CHECK(write(fds[1], yaml, sizeof(yaml) - 1) == (ssize_t)(sizeof(yaml) - 1));
+    close(fds[1]);
+    dup2(fds[0], 0);
+    close(fds[0]);
+    CHECK(config_load_file("-", &c, err, sizeof(err)) == PT_OK);
+    CHECK(c && c->workers == 3 && strcmp(c->source, "-") == 0);
+    config_free(c);
+    clearerr(stdin);
+    dup2(saved, 0);
+    close(saved);
+}
+
+/* The shipped example must always load (ctest runs in the source tree). */
+static void
+test_quickstart_example(void)
+{
+    char err[512];
+    struct config *c = NULL;
+
+    CHECK(config_load_file("examples/quickstart.yaml", &c, err, sizeof(err)) == PT_OK);
+    if (!c) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    CHECK(c->nlistens == 1 && is_ipv4(&c->listens[0], "127.0.0.1") &&
+          port_of(&c->listens[0]) == 8080);
+    CHECK(c->nupstreams == 1 && strcmp(c->upstreams[0].name, "demo") == 0);
+    CHECK(c->upstreams[0].nservers == 2);
+    CHECK(c->nroutes == 3);
+    if (c->nroutes == 3) {
+        CHECK(c->routes[0].path_kind == ROUTE_PATH_EXACT &&
+              strcmp(c->routes[0].path, "/health") == 0);
+        CHECK(c->routes[0].action == ROUTE_RESPOND && c->routes[0].respond_status == 200 &&
+              strcmp(c->routes[0].respond_body, "ok\n") == 0);
+        CHECK(c->routes[1].path_kind == ROUTE_PATH_PREFIX &&
+              strcmp(c->routes[1].path, "/old") == 0);
+        CHECK(c->routes[1].action == ROUTE_REDIRECT && c->routes[1].redirect_status == 301 &&
+              strcmp(c->routes[1].redirect_to, "/new") == 0);
+        CHECK(c->routes[2].action == ROUTE_PROXY && c->routes[2].upstream == &c->upstreams[0]);
+        CHECK(c->routes[2].path_kind == ROUTE_PATH_ANY && c->routes[2].nhosts == 0);
+        CHECK(c->routes[2].response_headers.n >= 1);
+    }
+    config_free(c);
+}
+
+static void
+test_cli(void)
+{
+    const char *listens[] = {"127.0.0.1:8080", "[::1]:8080"};
+    const char *ups[] = {"http://127.0.0.1:9001", "127.0.0.1:9002", "http://localhost:9003/"};
+    const char *bad_ups[] = {"http://127.0.0.1:9001", "https://127.0.0.1:9002"};
+    const char *bad_listen[] = {"example.com:80"};
+    struct config *c = NULL;
+    char err[512];
+
+    CHECK(config_from_cli(listens, 2, ups, 3, 4, &c, err, sizeof(err)) == PT_OK);
+    CHECK(c != NULL);
+    if (c) {
+        check_defaults(c);
+        CHECK(strcmp(c->source, "command line") == 0);
+        CHECK(c->workers == 4 && c->nlistens == 2);
+        CHECK(is_ipv6(&c->listens[1], "::1"));
+        CHECK(c->nupstreams == 1 && strcmp(c->upstreams[0].name, "default") == 0);
+        CHECK(c->upstreams[0].nservers == 3);
+        CHECK(strcmp(c->upstreams[0].servers[0].host_header, "127.0.0.1:9001") == 0);
+        CHECK(strcmp(c->upstreams[0].servers[2].host_header, "localhost:9003") == 0);
+        CHECK(c->upstreams[0].servers[1].weight == 1);
+        CHECK(c->upstreams[0].keepalive == 128 && c->upstreams[0].keepalive_requests == 10000);
+        CHECK(c->nroutes == 1 && c->routes[0].action == ROUTE_PROXY &&
+              c->routes[0].upstream == &c->upstreams[0]);
+        CHECK(c->routes[0].path_kind == ROUTE_PATH_ANY && c->routes[0].nhosts == 0);
+    }
+    config_free(c);
+
+    CHECK(config_from_cli(listens, 1, ups, 1, 0, &c, err, sizeof(err)) == PT_OK);
+    CHECK(c && c->workers >= 1);
+    config_free(c);
+
+    c = (struct config *)1;
+    CHECK(config_from_cli(listens, 1, bad_ups, 2, 1, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(c == NULL);
+    CHECK(strcmp(err, "--upstream \"https://127.0.0.1:9002\": https upstreams are not supported "
+                      "yet") == 0);
+    CHECK(config_from_cli(bad_listen, 1, ups, 1, 1, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strncmp(err, "--listen \"example.com:80\": bad listen address", 45) == 0);
+    {
+        const char *dup[] = {"127.0.0.1:80", "127.0.0.1:80"};
+        CHECK(config_from_cli(dup, 2, ups, 1, 1, &c, err, sizeof(err)) == PT_ERR);
+        CHECK(strcmp(err, "--listen \"127.0.0.1:80\": duplicate listen address") == 0);
+    }
+    {
+        const char *noport[] = {"http://127.0.0.1"};
+        CHECK(config_from_cli(listens, 1, noport, 1, 1, &c, err, sizeof(err)) == PT_ERR);
+        CHECK(strcmp(err, "--upstream \"http://127.0.0.1\": missing port in \"http://127.0.0.1\" "
+                          "(expected host:port)") == 0);
+    }
+    CHECK(config_from_cli(listens, 0, ups, 1, 1, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "missing --listen ADDR") == 0);
+    CHECK(config_from_cli(listens, 1, ups, 0, 1, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "missing --upstream http://HOST:PORT") == 0);
+    CHECK(config_from_cli(listens, 1, ups, 1, 5000, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--workers 5000: expected 1..1024") == 0);
+}
+
+/* Errors late in a big file must free everything built before them (LeakSanitizer checks). */
+static void
+test_late_errors_free_everything(void)
+{
+    {
+        char yaml[sizeof(full_yaml) + 64];
+        snprintf(yaml, sizeof(yaml), "%s%s", full_yaml, "zzz_unknown: 1\n");
+        CHECK(fails_with(yaml, "t.yaml:63:1: unknown key \"zzz_unknown\""));
+    }
+    {
+        /* The last route is broken after earlier ones compiled regexes and built rules. */
+        char yaml[sizeof(full_yaml) + 128];
+        const char *cut = strstr(full_yaml, "proxy_headers:");
+        int n = (int)(cut - full_yaml);
+        snprintf(yaml, sizeof(yaml), "%.*s  - proxy: nowhere\n%s", n, full_yaml, cut);
+        CHECK(fails_with(yaml, "t.yaml:52:12: unknown upstream \"nowhere\""));
+    }
+}
+
+int
+main(void)
+{
+    RUN(test_defaults_struct);
+    RUN(test_minimal_file_gets_defaults);
+    RUN(test_workers);
+    RUN(test_full_file);
+    RUN(test_durations);
+    RUN(test_sizes);
+    RUN(test_listen_forms);
+    RUN(test_listen_errors);
+    RUN(test_server_addresses);
+    RUN(test_parse_addr_api);
+    RUN(test_unknown_keys_and_hints);
+    RUN(test_duplicates);
+    RUN(test_document_errors);
+    RUN(test_aliases);
+    RUN(test_implicit_route);
+    RUN(test_route_actions);
+    RUN(test_proxy_options);
+    RUN(test_redirect_and_respond);
+    RUN(test_match_hosts);
+    RUN(test_match_paths);
+    RUN(test_match_methods);
+    RUN(test_match_headers);
+    RUN(test_header_rules);
+    RUN(test_logs_and_headers);
+    RUN(test_load_file);
+    RUN(test_load_stdin);
+    RUN(test_quickstart_example);
+    RUN(test_cli);
+    RUN(test_late_errors_free_everything);
+    TEST_MAIN_END();
+}
