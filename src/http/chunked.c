@@ -8,6 +8,7 @@
 
 enum {
     S_SIZE = 0,   /* hex digits of chunk-size */
+    S_SIZE_BWS,   /* whitespace after the size: only before ';' (RFC 9112 7.1.1 BWS) */
     S_EXT_BWS1,   /* after ';': optional whitespace, then a name */
     S_EXT_NAME,   /* extension name (token) */
     S_EXT_BWS2,   /* whitespace after the name: '=' or ';' must follow */
@@ -89,6 +90,9 @@ chunked_decode(struct chunked_dec *d, const char *in, size_t len, size_t *consum
             if (c == ';') {
                 d->state = S_EXT_BWS1;
                 d->aux = 0;
+            } else if (is_ws(c)) {
+                d->state = S_SIZE_BWS;
+                d->aux = 0;
             } else if (c == '\r') {
                 d->state = S_SIZE_LF;
             } else {
@@ -97,6 +101,15 @@ chunked_decode(struct chunked_dec *d, const char *in, size_t len, size_t *consum
             i++;
             break;
         }
+        case S_SIZE_BWS:
+            if (++d->aux > CHUNKED_MAX_EXT)
+                BAD("chunk extension too long");
+            if (c == ';')
+                d->state = S_EXT_BWS1;
+            else if (!is_ws(c))
+                BAD("whitespace after chunk size");
+            i++;
+            break;
         case S_EXT_BWS1:
             if (is_ws(c))
                 ;

@@ -422,6 +422,8 @@ queue_simple(struct client *c, struct exchange *x, int status, const char *ctype
     APPEND_LIT(b, w, "\r\n");
     if (location)
         append_field(b, w, "Location", 8, location, strlen(location));
+    if (status == 405)
+        APPEND_LIT(b, w, "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n");
     if (x && x->rid_len)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
     if (x && x->route && status < 500) {
@@ -941,6 +943,14 @@ x_fail(struct exchange *x, int status)
     }
     if (!x->t_up_end_us && x->t_up_us)
         x->t_up_end_us = loop_clock_us();
+    if (x->resp_started && x->bytes_out == 0 && !x->tunnel && !x->local) {
+        /* The response head is queued but not a byte reached the client: answer the
+         * error instead of a response that cannot complete. */
+        c->wbuf.len = 0;
+        c->wbuf.off = 0;
+        x->resp_started = false;
+        x->status = 0;
+    }
     if (x->resp_started) {
         x->status = x->status ? x->status : status;
         x_log(x);
@@ -1314,7 +1324,8 @@ start_exchange(struct client *c, struct h1_request *r)
     }
 
     /* proxy */
-    x->upgrade = r->has_upgrade && (r->conn_flags & H1_CONN_UPGRADE);
+    /* Upgrade is an HTTP/1.1 mechanism; a 1.0 request's Upgrade is dropped (RFC 9110 7.8). */
+    x->upgrade = r->has_upgrade && (r->conn_flags & H1_CONN_UPGRADE) && r->version_minor == 1;
     x->pool = &w->pools[rt->upstream->index];
     x->srv = upool_pick(x->pool, NULL);
     /* The head leaves the buffer now (its bytes stay where they are until the next read,
@@ -1754,7 +1765,7 @@ x_run(struct exchange *x)
                 }
             }
             if (x->resp_started) {
-                if (u->eof && x->resp.in == H1_BODY_CLOSE && x->resp.span == 0)
+                if (u->eof && x->resp.in == H1_BODY_CLOSE && u->rbuf.len == 0)
                     x->resp.in_done = true;
                 uint64_t before = x->bytes_out;
                 int rc = pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, c->io.fd, &c->writable,
@@ -1774,6 +1785,10 @@ x_run(struct exchange *x)
                         x->up_reusable = false; /* bytes beyond the response */
                     x_finish(x);
                     return;
+                }
+                if (u->eof && !x->resp.in_done && u->rbuf.len == 0 && x->resp.in == H1_BODY_CLOSE) {
+                    x->resp.in_done = true; /* the close ends this body: finish it */
+                    continue;
                 }
                 if (u->eof && !x->resp.in_done && x->resp.span == 0 && u->rbuf.len == 0) {
                     log_warn("upstream %s: closed in the middle of the response",

@@ -332,8 +332,10 @@ test_bad_size(void)
     BAD(" 5\r\nhello\r\n0\r\n\r\n");
     BAD("5 \r\nhello\r\n0\r\n\r\n");
     BAD("5\t\r\nhello\r\n0\r\n\r\n");
-    /* Policy of this proxy: no BWS before ";" (RFC 9112 7.1.1's grammar has BWS there). */
-    BAD("5 ;a\r\nhello\r\n0\r\n\r\n");
+    /* RFC 9112 7.1.1: BWS may precede ";", but whitespace must then lead to an extension. */
+    DONE("5 ;a\r\nhello\r\n0\r\n\r\n", "hello");
+    DONE("5\t ;a=b\r\nhello\r\n0\r\n\r\n", "hello");
+    BAD("5 a\r\nhello\r\n0\r\n\r\n");
     BAD("5\r\nhello\r\n\r\n");
     BAD("0 \r\n\r\n");
     /* More than 16 hex digits, and overflow of 64 bits. */
