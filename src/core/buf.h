@@ -22,7 +22,8 @@ struct buf {
 struct buf_pool {
     void **free; /* cached BUF_SIZE blocks */
     uint32_t nfree, capfree;
-    uint32_t max_free; /* blocks kept at most; the rest go back to malloc */
+    uint32_t max_free; /* blocks kept at most; the rest go back to the system */
+    uint32_t min_free; /* fewest cached blocks since the last buf_pool_trim */
 };
 
 static inline char *
@@ -76,6 +77,10 @@ buf_release_if_empty(struct buf *b, struct buf_pool *p)
     if (b->base && b->len == 0)
         buf_release(b, p);
 }
+
+/* Returns to the system the cached blocks that went unused since the previous call, keeping
+ * at least <keep>; called on a timer so memory follows the load down. Returns blocks freed. */
+uint32_t buf_pool_trim(struct buf_pool *p, uint32_t keep);
 
 void buf_pool_fini(struct buf_pool *p);
 

@@ -609,6 +609,16 @@ client_register(struct worker *w, int fd, const struct sockaddr_storage *sa)
     client_run(c);
 }
 
+static void
+on_listener_resume(struct loop_timer *t)
+{
+    struct listener *l = PT_CONTAINER_OF(t, struct listener, resume);
+    if (!l->paused || l->io.fd < 0 || l->w->draining)
+        return;
+    l->paused = false;
+    loop_add(&l->w->loop, &l->io, true);
+}
+
 void
 exchange_on_accept(struct loop_io *io, uint32_t events)
 {
@@ -621,8 +631,18 @@ exchange_on_accept(struct loop_io *io, uint32_t events)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The listener is level-triggered: stop watching it for a moment rather than
+                 * spin on an error that persists until connections close. */
+                log_warn("accept on %s: %s; pausing accepts for 100 ms", l->addr->text,
+                         strerror(errno));
+                loop_del(&w->loop, &l->io);
+                l->paused = true;
+                l->resume.cb = on_listener_resume;
+                loop_timer_set(&w->loop, &l->resume, 100);
+            } else if (errno != EAGAIN) {
                 log_warn("accept: %s", strerror(errno));
+            }
             return;
         }
         int one = 1;
@@ -784,10 +804,14 @@ static struct exchange *
 x_new(struct worker *w)
 {
     struct exchange *x = w->free_x;
-    if (x)
+    if (x) {
         w->free_x = x->next_free;
-    else
+        if (--w->nfree_x < w->min_free_x)
+            w->min_free_x = w->nfree_x;
+    } else {
         x = pt_malloc(sizeof(*x));
+        w->min_free_x = 0;
+    }
     memset(x, 0, offsetof(struct exchange, meta));
     return x;
 }
@@ -797,6 +821,23 @@ x_free(struct worker *w, struct exchange *x)
 {
     x->next_free = w->free_x;
     w->free_x = x;
+    w->nfree_x++;
+}
+
+uint32_t
+exchange_trim_cache(struct worker *w, uint32_t keep)
+{
+    uint32_t unused = PT_MIN(w->min_free_x, w->nfree_x), n = 0;
+    while (unused > keep && w->nfree_x > keep && w->free_x) {
+        struct exchange *x = w->free_x;
+        w->free_x = x->next_free;
+        free(x);
+        w->nfree_x--;
+        unused--;
+        n++;
+    }
+    w->min_free_x = w->nfree_x;
+    return n;
 }
 
 void
@@ -807,6 +848,7 @@ exchange_free_cache(struct worker *w)
         w->free_x = x->next_free;
         free(x);
     }
+    w->nfree_x = w->min_free_x = 0;
 }
 
 static void

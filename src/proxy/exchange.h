@@ -25,6 +25,9 @@ void exchange_close_all(struct worker *w);
 /* Frees connections closed during this loop turn. */
 void exchange_reap(struct worker *w);
 
+/* Frees cached exchanges unused since the last call beyond <keep>; returns how many. */
+uint32_t exchange_trim_cache(struct worker *w, uint32_t keep);
+
 /* Frees the worker's recycled exchanges. */
 void exchange_free_cache(struct worker *w);
 

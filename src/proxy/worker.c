@@ -6,6 +6,7 @@
 #include "proxy/upstream.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,17 @@ on_drain_timer(struct loop_timer *t)
     loop_stop(&w->loop);
 }
 
+/* Once a second: memory that went unused for a whole second goes back to the system. */
+static void
+on_housekeeping(struct loop_timer *t)
+{
+    struct worker *w = PT_CONTAINER_OF(t, struct worker, housekeeping);
+    uint32_t n = buf_pool_trim(&w->bufs, 16) + exchange_trim_cache(w, 16);
+    if (n)
+        malloc_trim(0);
+    loop_timer_set(&w->loop, t, 1000);
+}
+
 static void
 on_wake(struct loop *l)
 {
@@ -38,7 +50,9 @@ on_wake(struct loop *l)
     w->draining = true;
     for (uint32_t i = 0; i < w->nlisteners; i++) {
         if (w->listeners[i].io.fd >= 0) {
-            loop_del(l, &w->listeners[i].io);
+            loop_timer_cancel(l, &w->listeners[i].resume);
+            if (!w->listeners[i].paused)
+                loop_del(l, &w->listeners[i].io);
             close(w->listeners[i].io.fd);
             w->listeners[i].io.fd = -1;
         }
@@ -59,6 +73,7 @@ worker_new(uint32_t id, const struct config *cfg, char *err, size_t errlen)
     w->id = id;
     w->cfg = cfg;
     w->bufs.max_free = 1024;
+    w->housekeeping.cb = on_housekeeping;
     if (loop_init(&w->loop) != PT_OK) {
         snprintf(err, errlen, "event loop: %s", strerror(errno));
         free(w);
@@ -112,6 +127,7 @@ worker_main(void *arg)
     log_ring_bind(w->log);
     if (atomic_load(&worker_stop_requested))
         on_wake(&w->loop);
+    loop_timer_set(&w->loop, &w->housekeeping, 1000);
     if (!w->loop.stop)
         loop_run(&w->loop);
     exchange_close_all(w);

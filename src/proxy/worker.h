@@ -21,6 +21,8 @@ struct listener {
     struct loop_io io;
     struct worker *w;
     const struct config_addr *addr;
+    struct loop_timer resume; /* out of descriptors: accepting pauses briefly */
+    bool paused;
 };
 
 #define WORKER_MAX_FIELDS 256 /* parse scratch; the configured max_headers applies below it */
@@ -35,15 +37,17 @@ struct worker {
     struct buf_pool bufs;
     struct client *clients; /* all open client connections (doubly linked) */
     uint32_t nclients;
-    struct upool *pools;         /* one per config upstream */
-    struct exchange *free_x;     /* recycled exchanges */
+    struct upool *pools;     /* one per config upstream */
+    struct exchange *free_x; /* recycled exchanges */
+    uint32_t nfree_x, min_free_x;
     struct upconn *dead_upconns; /* closed this turn, freed at its end */
     struct client *dead_clients;
     struct client *rerun; /* connections to run again at the end of the turn */
     struct log_ring *log;
     bool draining;
     struct loop_timer drain_timer;
-    uint64_t rng[2]; /* xorshift128+ state for request ids */
+    struct loop_timer housekeeping; /* 1 s: trims cached memory */
+    uint64_t rng[2];                /* xorshift128+ state for request ids */
     struct http_field fields[WORKER_MAX_FIELDS];
     struct http_field rfields[WORKER_MAX_FIELDS];
 };
