@@ -23,6 +23,11 @@ sock_listen(const struct sockaddr *sa, socklen_t len, int backlog)
     if (sa->sa_family == AF_INET6 &&
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         goto fail;
+    /* Accepted sockets inherit TCP_NODELAY (saves a call per connection), and with
+     * TCP_DEFER_ACCEPT a connection is handed over once its first bytes are there. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int defer = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
     if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0)
         goto fail;
     return fd;

@@ -645,9 +645,7 @@ exchange_on_accept(struct loop_io *io, uint32_t events)
             }
             return;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        client_register(w, fd, &sa);
+        client_register(w, fd, &sa); /* TCP_NODELAY comes from the listener */
     }
 }
 
