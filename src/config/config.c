@@ -2,6 +2,7 @@
  * (config_load.c) and quick mode share: addresses, durations, sizes, tokens, and the edit
  * distance behind "did you mean". Reads no files and logs nothing: errors go into err buffers. */
 #include "config/config.h"
+#include "config/config_int.h"
 #include "core/log.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -16,24 +17,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-/* Helpers shared with config_load.c. config.h is the public contract, so their prototypes are
- * repeated there; keep both copies identical. */
-enum config_addr_mode {
-    CONFIG_ADDR_LISTEN, /* IP literals, "*" or "" (any IPv4), and "localhost" only */
-    CONFIG_ADDR_SERVER, /* optional http:// scheme; names resolved; no wildcard */
-    CONFIG_ADDR_ANY,    /* wildcards and resolved names (config_parse_addr) */
-};
-int config_addr_parse(const char *text, enum config_addr_mode mode, struct config_addr *a,
-                      char *err, size_t errlen);
-void config_addr_fini(struct config_addr *a);
-int config_parse_duration(const char *s, uint32_t *ms, char *err, size_t errlen);
-int config_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen);
-unsigned config_edit_distance(const char *a, const char *b);
-const char *config_suggest(const char *word, const char *const *cands, size_t n);
-bool config_is_token(const char *s);
-uint32_t config_cpu_count(void);
-void config_upstream_defaults(struct config_upstream *u);
 
 /* Defaults that are pointers point at these, so config_defaults allocates nothing and a
  * config filled on the stack needs no freeing; config_free skips them. */

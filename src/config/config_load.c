@@ -3,6 +3,7 @@
  * "file:line:col: message" (1-based, from libyaml's marks) and frees everything built so far.
  * It does not open sockets or log files: that is the caller's work once the snapshot is valid. */
 #include "config/config.h"
+#include "config/config_int.h"
 #include "core/log.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -15,23 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* Defined in config.c; keep identical to the copies there. */
-enum config_addr_mode {
-    CONFIG_ADDR_LISTEN,
-    CONFIG_ADDR_SERVER,
-    CONFIG_ADDR_ANY,
-};
-int config_addr_parse(const char *text, enum config_addr_mode mode, struct config_addr *a,
-                      char *err, size_t errlen);
-void config_addr_fini(struct config_addr *a);
-int config_parse_duration(const char *s, uint32_t *ms, char *err, size_t errlen);
-int config_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen);
-unsigned config_edit_distance(const char *a, const char *b);
-const char *config_suggest(const char *word, const char *const *cands, size_t n);
-bool config_is_token(const char *s);
-uint32_t config_cpu_count(void);
-void config_upstream_defaults(struct config_upstream *u);
 
 #define MAX_CONFIG_BYTES (64u << 20)
 #define MAX_WORKERS      1024

@@ -93,18 +93,8 @@ struct framing {
 static void
 parse_connection(const char *v, size_t len, uint8_t *flags)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e == s)
-            continue;
+    size_t pos = 0, s, e;
+    while (http_list_next(v, len, &pos, &s, &e)) {
         if (http_name_eq(v + s, e - s, "close"))
             *flags |= H1_CONN_CLOSE;
         else if (http_name_eq(v + s, e - s, "keep-alive"))

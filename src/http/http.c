@@ -76,19 +76,37 @@ http_name_eq(const char *a, size_t alen, const char *low)
 }
 
 bool
-http_list_has(const char *v, size_t len, const char *token)
+http_list_next(const char *v, size_t len, size_t *pos, size_t *s, size_t *e)
 {
-    size_t i = 0;
-    while (i < len) {
+    size_t i = *pos;
+    for (;;) {
         while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
             i++;
-        size_t s = i;
+        if (i >= len) {
+            *pos = i;
+            return false;
+        }
+        size_t b = i;
         while (i < len && v[i] != ',')
             i++;
-        size_t e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e > s && http_name_eq(v + s, e - s, token))
+        size_t f = i;
+        while (f > b && (v[f - 1] == ' ' || v[f - 1] == '\t'))
+            f--;
+        if (f > b) {
+            *s = b;
+            *e = f;
+            *pos = i;
+            return true;
+        }
+    }
+}
+
+bool
+http_list_has(const char *v, size_t len, const char *token)
+{
+    size_t pos = 0, s, e;
+    while (http_list_next(v, len, &pos, &s, &e)) {
+        if (http_name_eq(v + s, e - s, token))
             return true;
     }
     return false;

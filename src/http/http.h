@@ -36,6 +36,10 @@ const char *http_reason(int status);
 /* Case-insensitive comparison of <a>[0..alen) with the NUL-terminated lowercase <lower>. */
 bool http_name_eq(const char *a, size_t alen, const char *lower);
 
+/* Walks a comma-separated list (RFC 9110 5.6.1): sets [*s, *e) to the next non-empty element,
+ * optional whitespace trimmed, advances *pos, and returns true; false at the end. */
+bool http_list_next(const char *v, size_t len, size_t *pos, size_t *s, size_t *e);
+
 /* Returns true when the comma-separated list <v>[0..len) holds <token> (case-insensitive,
  * optional whitespace around elements, empty elements skipped). */
 bool http_list_has(const char *v, size_t len, const char *token);

@@ -162,17 +162,10 @@ append_field(struct buf *b, struct worker *w, const char *n, size_t nl, const ch
 static bool
 list_has_name(const char *v, size_t len, const char *name, size_t nlen)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
-            i++;
-        if (i - s == nlen && strncasecmp(v + s, name, nlen) == 0)
+    size_t pos = 0, s, e;
+    while (http_list_next(v, len, &pos, &s, &e)) {
+        if (e - s == nlen && strncasecmp(v + s, name, nlen) == 0)
             return true;
-        while (i < len && v[i] != ',')
-            i++;
     }
     return false;
 }
@@ -1933,63 +1926,48 @@ tunnel_end(struct client *c)
     client_close(c);
 }
 
+/* One direction of a tunnel: reads <src_fd> into <src>, pumps to <dst_fd>; when the source
+ * ended and everything went out, half-closes the destination. Returns PT_ERR on an I/O error. */
+static int
+tunnel_dir(struct worker *w, struct pipe *p, int src_fd, struct buf *src, bool *readable, bool hup,
+           bool *eof, int dst_fd, struct buf *out, bool *writable, uint64_t *written,
+           bool *progress)
+{
+    if (p->done)
+        return PT_OK;
+    if (*readable && !*eof) {
+        ssize_t n = read_into(src_fd, src, &w->bufs, readable, hup, eof);
+        if (n < 0)
+            return PT_ERR;
+        *progress |= n > 0;
+    }
+    if (*eof && src->len == 0 && out->len == 0)
+        p->in_done = true;
+    uint64_t before = *written;
+    if (pipe_pump(p, src, out, w, dst_fd, writable, written) == PT_ERR)
+        return PT_ERR;
+    *progress |= *written != before;
+    if (p->done)
+        shutdown(dst_fd, SHUT_WR);
+    return PT_OK;
+}
+
 static void
 run_tunnel(struct client *c)
 {
     struct exchange *x = c->x;
     struct upconn *u = x->u;
     struct worker *w = c->w;
+    uint64_t up_bytes = 0;
     int guard;
     for (guard = 0; guard < 64; guard++) {
         bool progress = false;
-        /* client -> upstream */
-        if (!x->req.done) {
-            if (c->readable && !c->rd_eof) {
-                bool eof = false;
-                ssize_t n = read_into(c->io.fd, &c->rbuf, &w->bufs, &c->readable, c->hup, &eof);
-                if (n < 0) {
-                    tunnel_end(c);
-                    return;
-                }
-                progress |= n > 0;
-                if (eof)
-                    c->rd_eof = true;
-            }
-            if (c->rd_eof && c->rbuf.len == 0 && u->wbuf.len == 0)
-                x->req.in_done = true;
-            uint64_t wr = 0;
-            if (pipe_pump(&x->req, &c->rbuf, &u->wbuf, w, u->io.fd, &u->writable, &wr) == PT_ERR) {
-                tunnel_end(c);
-                return;
-            }
-            progress |= wr > 0;
-            if (x->req.done)
-                shutdown(u->io.fd, SHUT_WR);
-        }
-        /* upstream -> client */
-        if (!x->resp.done) {
-            if (u->readable && !u->eof) {
-                bool eof = false;
-                ssize_t n = read_into(u->io.fd, &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
-                if (n < 0) {
-                    tunnel_end(c);
-                    return;
-                }
-                progress |= n > 0;
-                if (eof)
-                    u->eof = true;
-            }
-            if (u->eof && u->rbuf.len == 0 && c->wbuf.len == 0)
-                x->resp.in_done = true;
-            uint64_t before = x->bytes_out;
-            if (pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, c->io.fd, &c->writable, &x->bytes_out) ==
-                PT_ERR) {
-                tunnel_end(c);
-                return;
-            }
-            progress |= x->bytes_out != before;
-            if (x->resp.done)
-                shutdown(c->io.fd, SHUT_WR);
+        if (tunnel_dir(w, &x->req, c->io.fd, &c->rbuf, &c->readable, c->hup, &c->rd_eof, u->io.fd,
+                       &u->wbuf, &u->writable, &up_bytes, &progress) != PT_OK ||
+            tunnel_dir(w, &x->resp, u->io.fd, &u->rbuf, &u->readable, u->hup, &u->eof, c->io.fd,
+                       &c->wbuf, &c->writable, &x->bytes_out, &progress) != PT_OK) {
+            tunnel_end(c);
+            return;
         }
         if (x->req.done && x->resp.done) {
             tunnel_end(c);
