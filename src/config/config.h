@@ -145,17 +145,17 @@ struct route {
     enum route_action action;
     /* ROUTE_PROXY */
     struct config_upstream *upstream;
-    char *strip_prefix;   /* removed from the start of the path when present, or NULL */
-    char *add_prefix;     /* prepended to the (stripped) path, or NULL */
-    char *host_rewrite;   /* NULL: preserve the client's Host; else send this Host */
+    char *strip_prefix;    /* removed from the start of the path when present, or NULL */
+    char *add_prefix;      /* prepended to the (stripped) path, or NULL */
+    char *host_rewrite;    /* NULL: preserve the client's Host; else send this Host */
     bool host_from_server; /* "host: upstream": send the server's own host[:port] */
     /* ROUTE_REDIRECT */
-    char *redirect_to;    /* location; when redirect_keep_path, the request path is appended */
+    char *redirect_to; /* location; when redirect_keep_path, the request path is appended */
     bool redirect_keep_path;
-    int redirect_status;  /* 301, 302, 303, 307, 308; default 302 */
+    int redirect_status; /* 301, 302, 303, 307, 308; default 302 */
     /* ROUTE_RESPOND */
-    int respond_status;   /* default 200 */
-    char *respond_body;   /* may be NULL */
+    int respond_status;         /* default 200 */
+    char *respond_body;         /* may be NULL */
     char *respond_content_type; /* default "text/plain" */
 
     struct header_rules request_headers;
@@ -185,7 +185,7 @@ struct config_limits {
 enum log_format { LOG_FORMAT_COMBINED = 0, LOG_FORMAT_JSON };
 
 struct config {
-    char *source; /* file path, or "command line" */
+    char *source;     /* file path, or "command line" */
     uint32_t workers; /* 0 in the file means one per core; resolved to >= 1 at load */
     struct config_addr *listens;
     uint32_t nlistens;
@@ -201,9 +201,9 @@ struct config {
     char **hide_headers; /* response fields removed; default Server, X-Powered-By (lowercase) */
     uint32_t nhide_headers;
 
-    char *access_log;  /* "stdout" (default), "stderr", "off", or a file path */
+    char *access_log; /* "stdout" (default), "stderr", "off", or a file path */
     enum log_format access_log_format;
-    char *error_log;   /* "stderr" (default) or a file path */
+    char *error_log;     /* "stderr" (default) or a file path */
     int error_log_level; /* LOG_ERROR..LOG_DEBUG from core/log.h; default LOG_INFO */
 };
 
