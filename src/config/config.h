@@ -1,73 +1,7 @@
 /* The configuration snapshot: everything a worker needs to serve, built once by the YAML loader
  * (config_load.c) or by quick mode (config_cli.c), validated, then read-only and shared by all
  * workers. A reload builds a new snapshot; the old one is freed when its last user drops it. */
-/* SCHEMA_PLACEHOLDER (the agreed YAML schema; the loader implements exactly this):
- * ## Portico YAML schema (agreed; implement exactly this)
- * ```yaml
- * workers: 2                 # integer >= 1, or "auto" (default auto = one per core)
- * listen: 127.0.0.1:8080     # string or list of strings: "127.0.0.1:8080", "[::1]:8080", "*:8080" or ":8080" (all IPv4), "[::]:8080"
- * timeouts:                  # durations: "500ms", "10s", "2m", "1h", or a bare integer = seconds
- *   client_header: 10s       # whole request head must arrive within this (slowloris)
- *   client_body: 60s         # idle between request body reads
- *   client_keepalive: 75s    # idle keep-alive client connection
- *   client_send: 60s         # client not reading the response
- *   upstream_connect: 5s
- *   upstream_header: 60s     # request sent -> response head complete
- *   upstream_body: 60s       # idle between response body reads
- *   upstream_send: 60s       # upstream not reading the request body
- *   tunnel_idle: 1h          # upgraded (WebSocket) connection idle
- *   drain: 30s               # graceful stop: in-flight requests get this long
- * limits:                    # sizes: bare integer = bytes, or with suffix B, KB/KiB, MB/MiB, GB/GiB (all binary: 1KB=1024)
- *   max_request_line: 8KiB   # 414 beyond
- *   max_header_size: 16KiB   # whole head; 431 beyond
- *   max_headers: 100         # field count; 431 beyond
- *   max_body_size: 1GiB      # 413 beyond; 0 or "unlimited" = no limit
- * upstreams:                 # map: pool name -> pool
- *   app:
- *     servers:               # non-empty list; each a "host:port" string (optionally "http://host:port")
- *       - 127.0.0.1:9001     #   or a mapping {address: "host:port", weight: N (1..1000, default 1)}
- *       - address: 127.0.0.1:9002
- *         weight: 2
- *     keepalive: 32          # idle connections kept per worker per server (0 disables reuse)
- *     keepalive_timeout: 60s
- *     keepalive_requests: 10000
- * routes:                    # ordered list; first match wins; no match -> 404
- *   - name: api              # optional; default "routes[<index>]"
- *     match:                 # optional; every given condition must hold; absent = match all
- *       host: api.example.com   # string or list; exact (case-insensitive) or "*.example.com" wildcard (matches any subdomain depth, not the apex)
- *       path: /api/             # prefix match; or exactly one of path_exact: /health, path_regex: "^/v[0-9]+/" (PCRE2, compiled at load; bad regex = error with its position)
- *       method: [GET, POST]     # string or list of method tokens (uppercase)
- *       headers:                # map: field name -> exact value, or "*" = field present with any value
- *         X-Env: prod
- *     # exactly one action:
- *     proxy: app                # upstream name, or a mapping:
- *     #proxy: {upstream: app, strip_prefix: /api, add_prefix: /v2, host: preserve}   # host: preserve (default) | upstream (server's host:port) | any other string = that Host
- *     #redirect: {to: "https://example.com", status: 301, keep_path: true}   # status 301/302/303/307/308, default 302; keep_path appends the request path+query
- *     #respond: {status: 200, body: "ok\n", content_type: text/plain}         # status 100..599 (no 1xx), default 200; content_type default text/plain
- *     request_headers:          # optional; applied to the request sent upstream, in order remove, set, add
- *       add: {X-A: "1"}
- *       set: {X-B: "2"}
- *       remove: [X-C]
- *     response_headers:         # same shape, applied to the response sent to the client
- *       set: {X-Frame-Options: DENY}
- * proxy_headers:             # each default true
- *   x_forwarded_for: true
- *   x_forwarded_proto: true
- *   x_forwarded_host: true
- *   forwarded: true          # RFC 7239
- *   via: true
- *   request_id: true         # X-Request-Id kept when valid, generated otherwise
- * hide_headers: [Server, X-Powered-By]   # response fields removed (default this list); [] keeps all
- * access_log:
- *   path: stdout             # stdout (default) | stderr | off | a file path
- *   format: combined         # combined | json
- * error_log:
- *   path: stderr             # stderr (default) | a file path
- *   level: info              # error | warn | info | debug
- * ```
- * Rules: when `routes` is absent and there is exactly one upstream, an implicit catch-all route proxies to it.
- * Errors (all as "file:line:col: message", line/col 1-based from libyaml marks): unknown key (with `did you mean "upstreams"?` when a known key is within edit distance 2 or so), wrong type, bad address/port, duplicate upstream or route name, duplicate key in a mapping, dangling upstream reference in a route, a route with zero or two actions, bad duration/size, out-of-range number, unresolvable hostname (getaddrinfo at load), missing `listen`, YAML syntax errors (libyaml's problem + mark). Quick mode (config_from_cli) has no routes section: it builds one pool "default" and one catch-all route.
- */
+/* The YAML schema, every key with its default, is documented in docs/configuration.md. */
 #ifndef PT_CONFIG_H
 #define PT_CONFIG_H
 
