@@ -1,7 +1,6 @@
 /* The configuration snapshot: everything a worker needs to serve, built once by the YAML loader
- * (config_load.c) or by quick mode (config_cli.c), validated, then read-only and shared by all
- * workers. A reload builds a new snapshot; the old one is freed when its last user drops it. */
-/* The YAML schema, every key with its default, is documented in docs/configuration.md. */
+ * (config_load.c) or by quick mode (config_from_cli in config.c), validated, then read-only and
+ * shared by all workers. The schema, every key with its default, is in docs/configuration.md. */
 #ifndef PT_CONFIG_H
 #define PT_CONFIG_H
 
