@@ -213,8 +213,17 @@ resolve(const char *host, const char *port, int family, int flags, struct config
             freeaddrinfo(res);
         return PT_ERR;
     }
-    memcpy(&a->sa, res->ai_addr, res->ai_addrlen);
-    a->salen = (socklen_t)res->ai_addrlen;
+    /* IPv4 first when a name has both families (Envoy's V4_PREFERRED): "localhost" often
+     * lists ::1 first while backends commonly listen on 127.0.0.1 only. */
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            pick = ai;
+            break;
+        }
+    }
+    memcpy(&a->sa, pick->ai_addr, pick->ai_addrlen);
+    a->salen = (socklen_t)pick->ai_addrlen;
     freeaddrinfo(res);
     return PT_OK;
 }
