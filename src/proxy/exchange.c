@@ -108,6 +108,8 @@ static void client_close(struct client *c);
 static void tunnel_end(struct client *c);
 static void x_run(struct exchange *x);
 static void x_fail(struct exchange *x, int status);
+static void x_abort(struct exchange *x, int status);
+static void client_queue(struct client *c);
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -565,10 +567,12 @@ on_client_timer(struct loop_timer *t)
         /* fall through */
     case CS_HEAD: client_error(c, 408); return;
     case CS_ACTIVE:
-        /* client too slow sending its body (408) or reading the response (connection cut) */
         log_info("client %s: timed out", c->peer);
         c->close_after = true;
-        x_fail(c->x, 408);
+        if (c->wbuf.len || c->x->resp_started)
+            x_abort(c->x, 408); /* not reading what we send: a reply would not get through */
+        else
+            x_fail(c->x, 408); /* too slow sending its body */
         return;
     case CS_TUNNEL: tunnel_end(c); return;
     default: client_close(c);
@@ -677,6 +681,7 @@ run_head(struct client *c)
     if (c->in_head)
         return; /* the loop below, further up the stack, takes the next request */
     c->in_head = true;
+    unsigned handled = 0;
     /* Requests answered at once (local replies) come back here in the same loop rather
      * than recursing, so a long pipeline costs no stack. */
     while (c->state == CS_IDLE || c->state == CS_HEAD) {
@@ -710,6 +715,10 @@ run_head(struct client *c)
             int rc = h1_parse_request(&r, buf_data(&c->rbuf), c->rbuf.len, &lim);
             if (rc == PT_OK) {
                 start_exchange(c, &r);
+                if (++handled == 32 && (c->state == CS_IDLE || c->state == CS_HEAD)) {
+                    client_queue(c); /* a long pipeline of local replies yields its turn */
+                    break;
+                }
                 continue;
             }
             if (rc == PT_ERR) {
@@ -964,6 +973,24 @@ x_error_local(struct exchange *x, int status)
     x_local(x, status, "text/plain; charset=utf-8", body, (size_t)n, NULL);
 }
 
+/* Ends the exchange and cuts the client connection: what HTTP/1.1 can say once a response
+ * has begun, or to a client that stopped reading. */
+static void
+x_abort(struct exchange *x, int status)
+{
+    struct client *c = x->c;
+    if (x->u) {
+        upconn_close(x->u);
+        x->u = NULL;
+    }
+    if (!x->status)
+        x->status = status;
+    x_log(x);
+    x_free(c->w, x);
+    c->x = NULL;
+    client_close(c);
+}
+
 /* Upstream trouble. Before the response head went out: an error reply; after: the client
  * connection is cut, which is all HTTP/1.1 can say about a truncated response. */
 static void
@@ -985,11 +1012,7 @@ x_fail(struct exchange *x, int status)
         x->status = 0;
     }
     if (x->resp_started) {
-        x->status = x->status ? x->status : status;
-        x_log(x);
-        x_free(c->w, x);
-        c->x = NULL;
-        client_close(c);
+        x_abort(x, status);
         return;
     }
     if (!x->req.done)
@@ -1604,6 +1627,11 @@ on_response_head(struct exchange *x)
                 return PT_OK;
             }
             /* 100 answered by us already (Expect is not forwarded); others go to 1.1 clients. */
+            if (c->wbuf.len > BUF_SIZE) {
+                log_warn("upstream %s: too many interim responses", x->srv->addr_text);
+                x_fail(x, 502);
+                return PT_ERR;
+            }
             if (h.status != 100 && x->version_minor == 1)
                 write_response_head(x, &h, false, false);
             buf_consume(&u->rbuf, h.head_len);
@@ -1667,10 +1695,10 @@ set_client_timer(struct exchange *x)
     const struct config_timeouts *t = &c->w->cfg->timeouts;
     if (c->wbuf.len || (x->resp.span && !c->writable))
         client_set_timer(c, t->client_send_ms);
-    else if (!x->req.done)
+    else if (!x->req.done && !(x->u && !x->u->writable))
         client_set_timer(c, t->client_body_ms);
     else
-        loop_timer_cancel(&c->w->loop, &c->timer);
+        loop_timer_cancel(&c->w->loop, &c->timer); /* waiting on the upstream: its timer */
 }
 
 static void start_tunnel(struct exchange *x);
@@ -1847,7 +1875,7 @@ x_run(struct exchange *x)
                 return;
             }
         } else if (u && !x->resp_started && c->wbuf.len) {
-            if (flush_buf(c->io.fd, &c->wbuf, &c->writable, NULL) == PT_ERR) {
+            if (flush_buf(c->io.fd, &c->wbuf, &c->writable, &x->bytes_out) == PT_ERR) {
                 c->close_after = true;
                 x_fail(x, 400);
                 return;
