@@ -1082,7 +1082,6 @@ write_request_head(struct exchange *x, const struct h1_request *r)
         }
     }
     const struct http_field *xff = NULL, *fwd = NULL, *via = NULL;
-    uint32_t nxff = 0, nfwd = 0, nvia = 0;
     const struct header_rules *rules = &rt->request_headers;
 
     for (uint32_t i = 0; i < r->nfields; i++) {
@@ -1097,7 +1096,6 @@ write_request_head(struct exchange *x, const struct h1_request *r)
             if (http_name_eq(n, 3, "via")) {
                 if (cfg->via) {
                     via = via ? via : f;
-                    nvia++;
                     continue;
                 }
             }
@@ -1119,7 +1117,6 @@ write_request_head(struct exchange *x, const struct h1_request *r)
         case 9:
             if (http_name_eq(n, 9, "forwarded") && cfg->forwarded) {
                 fwd = fwd ? fwd : f;
-                nfwd++;
                 continue;
             }
             break;
@@ -1138,7 +1135,6 @@ write_request_head(struct exchange *x, const struct h1_request *r)
         case 15:
             if (cfg->x_forwarded_for && http_name_eq(n, 15, "x-forwarded-for")) {
                 xff = xff ? xff : f;
-                nxff++;
                 continue;
             }
             break;
@@ -1236,9 +1232,6 @@ write_request_head(struct exchange *x, const struct h1_request *r)
     }
     if (cfg->request_id)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
-    (void)nxff;
-    (void)nfwd;
-    (void)nvia;
 
     for (uint32_t k = 0; k < rules->n; k++) {
         const struct header_rule *hr = &rules->v[k];
