@@ -518,7 +518,7 @@ again_line_partial:
         }
     }
 again_line:
-    if ((size_t)(end - line) - (end[-1] == '\r') > line_limit)
+    if ((size_t)(end - line) - (end > line && end[-1] == '\r') > line_limit)
         FAIL(414, "request line too long");
     if ((size_t)(end - buf) > lim->max_head)
         FAIL(431, "header section too large");
