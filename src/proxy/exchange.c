@@ -1023,6 +1023,21 @@ x_fail(struct exchange *x, int status)
 
 static int connect_upstream(struct exchange *x, bool fresh);
 
+/* Appends the values of every <lname> field of <r>, in order, each followed by ", ": the
+ * client's part of a list field that the proxy then extends with its own element. */
+static void
+append_prior(struct buf *b, struct worker *w, const struct h1_request *r, const char *lname,
+             uint32_t nlen)
+{
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        if (f->name_len == nlen && http_name_eq(f->name, nlen, lname) && f->value_len) {
+            append(b, w, f->value, f->value_len);
+            APPEND_LIT(b, w, ", ");
+        }
+    }
+}
+
 /* Serializes the request head for the upstream into u->wbuf. */
 static void
 write_request_head(struct exchange *x, const struct h1_request *r)
@@ -1172,13 +1187,8 @@ write_request_head(struct exchange *x, const struct h1_request *r)
     /* Forwarding fields. Several fields of one name join into one list, in order. */
     if (cfg->x_forwarded_for) {
         APPEND_LIT(b, w, "X-Forwarded-For: ");
-        for (uint32_t i = 0; xff && i < r->nfields; i++) {
-            const struct http_field *f = &r->fields[i];
-            if (f->name_len == 15 && http_name_eq(f->name, 15, "x-forwarded-for") && f->value_len) {
-                append(b, w, f->value, f->value_len);
-                APPEND_LIT(b, w, ", ");
-            }
-        }
+        if (xff)
+            append_prior(b, w, r, "x-forwarded-for", 15);
         append(b, w, c->peer, c->peer_len);
         APPEND_LIT(b, w, "\r\n");
     }
@@ -1188,13 +1198,8 @@ write_request_head(struct exchange *x, const struct h1_request *r)
         append_field(b, w, "X-Forwarded-Host", 16, r->host, r->host_len);
     if (cfg->forwarded) {
         APPEND_LIT(b, w, "Forwarded: ");
-        for (uint32_t i = 0; fwd && i < r->nfields; i++) {
-            const struct http_field *f = &r->fields[i];
-            if (f->name_len == 9 && http_name_eq(f->name, 9, "forwarded") && f->value_len) {
-                append(b, w, f->value, f->value_len);
-                APPEND_LIT(b, w, ", ");
-            }
-        }
+        if (fwd)
+            append_prior(b, w, r, "forwarded", 9);
         if (c->family == AF_INET6) {
             APPEND_LIT(b, w, "for=\"[");
             append(b, w, c->peer, c->peer_len);
@@ -1218,13 +1223,8 @@ write_request_head(struct exchange *x, const struct h1_request *r)
     }
     if (cfg->via) {
         APPEND_LIT(b, w, "Via: ");
-        for (uint32_t i = 0; via && i < r->nfields; i++) {
-            const struct http_field *f = &r->fields[i];
-            if (f->name_len == 3 && http_name_eq(f->name, 3, "via") && f->value_len) {
-                append(b, w, f->value, f->value_len);
-                APPEND_LIT(b, w, ", ");
-            }
-        }
+        if (via)
+            append_prior(b, w, r, "via", 3);
         if (x->version_minor == 0)
             APPEND_LIT(b, w, "1.0 portico\r\n");
         else
