@@ -172,6 +172,53 @@ list_has_name(const char *v, size_t len, const char *name, size_t nlen)
     return false;
 }
 
+/* Collects up to PT_ARRAY_LEN(out) Connection fields of <fields>: their tokens name more
+ * hop-by-hop fields. Returns how many. */
+#define CONNF_MAX 8
+static uint32_t
+connection_fields(const struct http_field *fields, uint32_t n, uint8_t conn_flags,
+                  const struct http_field **out)
+{
+    uint32_t k = 0;
+    if (!(conn_flags & H1_CONN_OTHER))
+        return 0;
+    for (uint32_t i = 0; i < n && k < CONNF_MAX; i++) {
+        if (fields[i].name_len == 10 && http_name_eq(fields[i].name, 10, "connection"))
+            out[k++] = &fields[i];
+    }
+    return k;
+}
+
+/* True when field <f> is not copied: named by a Connection field, or removed or replaced by a
+ * remove/set rule of <rules> (may be NULL). */
+static bool
+field_dropped(const struct http_field *f, const struct http_field *const *connf, uint32_t nconn,
+              const struct header_rules *rules)
+{
+    for (uint32_t k = 0; k < nconn; k++) {
+        if (list_has_name(connf[k]->value, connf[k]->value_len, f->name, f->name_len))
+            return true;
+    }
+    for (uint32_t k = 0; rules && k < rules->n; k++) {
+        const struct header_rule *hr = &rules->v[k];
+        if (hr->op != HEADER_ADD && strlen(hr->name) == f->name_len &&
+            strncasecmp(hr->name, f->name, f->name_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Appends the add and set fields of <rules>. */
+static void
+append_rules(struct buf *b, struct worker *w, const struct header_rules *rules)
+{
+    for (uint32_t k = 0; k < rules->n; k++) {
+        const struct header_rule *hr = &rules->v[k];
+        if (hr->op != HEADER_REMOVE)
+            append_field(b, w, hr->name, strlen(hr->name), hr->value, strlen(hr->value));
+    }
+}
+
 static uint64_t
 rng_next(struct worker *w)
 {
@@ -422,12 +469,7 @@ queue_simple(struct client *c, struct exchange *x, int status, const char *ctype
     if (x && x->rid_len)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
     if (x && x->route && status < 500) {
-        const struct header_rules *rs = &x->route->response_headers;
-        for (uint32_t i = 0; i < rs->n; i++) {
-            if (rs->v[i].op != HEADER_REMOVE)
-                append_field(b, w, rs->v[i].name, strlen(rs->v[i].name), rs->v[i].value,
-                             strlen(rs->v[i].value));
-        }
+        append_rules(b, w, &x->route->response_headers);
     }
     if (status != 204 && status != 304) {
         if (blen || ctype)
@@ -1087,15 +1129,8 @@ write_request_head(struct exchange *x, const struct h1_request *r)
     else
         append_field(b, w, "Host", 4, x->srv->srv->host_header, strlen(x->srv->srv->host_header));
 
-    /* Connection tokens name more hop-by-hop fields. */
-    const struct http_field *connf[8];
-    uint32_t nconn = 0;
-    if (r->conn_flags & H1_CONN_OTHER) {
-        for (uint32_t i = 0; i < r->nfields && nconn < PT_ARRAY_LEN(connf); i++) {
-            if (r->fields[i].name_len == 10 && http_name_eq(r->fields[i].name, 10, "connection"))
-                connf[nconn++] = &r->fields[i];
-        }
-    }
+    const struct http_field *connf[CONNF_MAX];
+    uint32_t nconn = connection_fields(r->fields, r->nfields, r->conn_flags, connf);
     const struct http_field *xff = NULL, *fwd = NULL, *via = NULL;
     const struct header_rules *rules = &rt->request_headers;
 
@@ -1166,16 +1201,7 @@ write_request_head(struct exchange *x, const struct h1_request *r)
                 continue;
             break;
         }
-        bool drop = false;
-        for (uint32_t k = 0; k < nconn && !drop; k++)
-            drop = list_has_name(connf[k]->value, connf[k]->value_len, n, f->name_len);
-        for (uint32_t k = 0; k < rules->n && !drop; k++) {
-            const struct header_rule *hr = &rules->v[k];
-            if (hr->op != HEADER_ADD && strlen(hr->name) == f->name_len &&
-                strncasecmp(hr->name, n, f->name_len) == 0)
-                drop = true; /* removed, or replaced by a set rule below */
-        }
-        if (drop)
+        if (field_dropped(f, connf, nconn, rules))
             continue;
         append_field(b, w, n, f->name_len, f->value, f->value_len);
     }
@@ -1233,11 +1259,7 @@ write_request_head(struct exchange *x, const struct h1_request *r)
     if (cfg->request_id)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
 
-    for (uint32_t k = 0; k < rules->n; k++) {
-        const struct header_rule *hr = &rules->v[k];
-        if (hr->op != HEADER_REMOVE)
-            append_field(b, w, hr->name, strlen(hr->name), hr->value, strlen(hr->value));
-    }
+    append_rules(b, w, rules);
 
     /* framing */
     if (r->chunked) {
@@ -1490,14 +1512,8 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
         append_str(b, w, http_reason(h->status));
     APPEND_LIT(b, w, "\r\n");
 
-    const struct http_field *connf[8];
-    uint32_t nconn = 0;
-    if (h->conn_flags & H1_CONN_OTHER) {
-        for (uint32_t i = 0; i < h->nfields && nconn < PT_ARRAY_LEN(connf); i++) {
-            if (h->fields[i].name_len == 10 && http_name_eq(h->fields[i].name, 10, "connection"))
-                connf[nconn++] = &h->fields[i];
-        }
-    }
+    const struct http_field *connf[CONNF_MAX];
+    uint32_t nconn = connection_fields(h->fields, h->nfields, h->conn_flags, connf);
     for (uint32_t i = 0; i < h->nfields; i++) {
         const struct http_field *f = &h->fields[i];
         const char *n = f->name;
@@ -1535,16 +1551,7 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
         }
         if (cfg->nhide_headers && hidden(cfg, f))
             continue;
-        bool drop = false;
-        for (uint32_t k = 0; k < nconn && !drop; k++)
-            drop = list_has_name(connf[k]->value, connf[k]->value_len, n, f->name_len);
-        for (uint32_t k = 0; rules && k < rules->n && !drop; k++) {
-            const struct header_rule *hr = &rules->v[k];
-            if (hr->op != HEADER_ADD && strlen(hr->name) == f->name_len &&
-                strncasecmp(hr->name, n, f->name_len) == 0)
-                drop = true;
-        }
-        if (drop)
+        if (field_dropped(f, connf, nconn, rules))
             continue;
         append_field(b, w, n, f->name_len, f->value, f->value_len);
     }
@@ -1565,11 +1572,8 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
     }
     if (x->rid_len && h->status >= 200)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
-    for (uint32_t k = 0; rules && k < rules->n && h->status >= 200; k++) {
-        const struct header_rule *hr = &rules->v[k];
-        if (hr->op != HEADER_REMOVE)
-            append_field(b, w, hr->name, strlen(hr->name), hr->value, strlen(hr->value));
-    }
+    if (rules && h->status >= 200)
+        append_rules(b, w, rules);
     APPEND_LIT(b, w, "\r\n");
 }
 
