@@ -21,7 +21,57 @@ struct config_addr {
 struct config_server {
     struct config_addr addr; /* resolved at load (getaddrinfo); first address kept */
     char *host_header;       /* "host[:port]" as written, used when a route rewrites Host to it */
-    uint32_t weight;         /* >= 1, default 1 */
+    uint32_t weight;         /* 1..1000, default 1 */
+    uint32_t max_conns;      /* requests in flight at once, whole process; 0 = no limit */
+    uint32_t slow_start_ms;  /* weight ramps from ~0 to full over this after turning healthy */
+    bool backup;             /* used only when no primary server is usable */
+    bool drain;              /* takes no new requests (sticky ones included) */
+};
+
+enum balance_kind {
+    BALANCE_ROUND_ROBIN = 0, /* smooth weighted round-robin (default) */
+    BALANCE_LEAST_CONN,      /* fewest in flight per weight; ties by round-robin */
+    BALANCE_RANDOM_TWO,      /* two weighted random picks, fewer in flight wins */
+    BALANCE_EWMA,            /* two weighted random picks, lower latency x load wins */
+    BALANCE_HASH,            /* consistent hash (Maglev) of hash_key */
+};
+
+enum hash_key_kind {
+    HASH_KEY_CLIENT_IP = 0, /* default */
+    HASH_KEY_URI,           /* the request target, query included */
+    HASH_KEY_PATH,          /* the path without the query */
+    HASH_KEY_HEADER,        /* value of header hash_key_name */
+    HASH_KEY_COOKIE,        /* value of cookie hash_key_name */
+};
+
+struct config_health {
+    bool enabled;         /* active checks: off unless "health:" is given */
+    char *method;         /* "GET" (default) or "HEAD" */
+    char *path;           /* default "/" */
+    char *host;           /* Host sent; NULL: the server's address as written */
+    uint16_t expect[16][2]; /* status ranges [lo, hi]; default one range 200-399 */
+    uint32_t nexpect;
+    char *body;           /* substring the body must contain, or NULL */
+    uint32_t interval_ms; /* default 5000 */
+    uint32_t timeout_ms;  /* default 2000 */
+    uint32_t jitter_ms;   /* each wait is interval + random [0, jitter]; default interval/10 */
+    uint32_t rise;        /* consecutive passes to turn up; default 2 */
+    uint32_t fall;        /* consecutive failures to turn down; default 3 */
+};
+
+struct config_outlier {
+    uint32_t consecutive_failures; /* connect failures, resets, timeouts in a row; default 5; 0 off */
+    uint32_t consecutive_5xx;      /* 5xx responses in a row; default 0 (off) */
+    uint32_t base_ejection_ms;     /* first ejection; doubles each repeat; default 10000 */
+    uint32_t max_ejection_ms;      /* cap; default 300000 */
+    uint32_t max_ejected_percent;  /* at most this share of the pool ejected at once; default 50 */
+};
+
+struct config_sticky {
+    bool enabled;
+    char *cookie;     /* default "portico_server" */
+    uint64_t key[2];  /* signing key: from "secret", or random at start */
+    uint32_t max_age; /* seconds; 0 = session cookie (default) */
 };
 
 struct config_upstream {
@@ -32,6 +82,16 @@ struct config_upstream {
     uint32_t keepalive_timeout_ms; /* idle connection closed after; default 60000 */
     uint32_t keepalive_requests;   /* requests per upstream connection; default 10000 */
     uint32_t index;                /* position in config->upstreams */
+    enum balance_kind balance;
+    enum hash_key_kind hash_key;
+    char *hash_key_name;           /* HASH_KEY_HEADER (lowercase) / HASH_KEY_COOKIE */
+    struct config_sticky sticky;
+    struct config_health health;
+    struct config_outlier outlier;
+    uint32_t queue_size;           /* requests waiting for a max_conns slot, whole pool; 0 = none */
+    uint32_t queue_timeout_ms;     /* a queued request gets 503 after; default 5000 */
+    uint32_t retry_budget_percent; /* retries at most this share of requests (10 s window); 20 */
+    uint32_t retry_budget_min;     /* retries per second always allowed; default 10 */
 };
 
 enum route_path_kind {
@@ -59,6 +119,20 @@ struct header_rules {
     uint32_t n;
 };
 
+/* When a failed try is retried on another server (proxy.retry_on). Connect failures and resets
+ * before any response byte are retried for every method as long as the request cannot have been
+ * processed (nothing was sent) and for idempotent methods otherwise; the statuses and the header
+ * timeout only for idempotent methods. */
+enum {
+    RETRY_ON_CONNECT_FAILURE = 1u << 0,
+    RETRY_ON_RESET = 1u << 1,
+    RETRY_ON_TIMEOUT = 1u << 2,
+    RETRY_ON_502 = 1u << 3,
+    RETRY_ON_503 = 1u << 4,
+    RETRY_ON_504 = 1u << 5,
+    RETRY_ON_DEFAULT = 0x3f,
+};
+
 enum route_action { ROUTE_PROXY = 0, ROUTE_REDIRECT, ROUTE_RESPOND };
 
 struct route {
@@ -78,6 +152,11 @@ struct route {
     enum route_action action;
     /* ROUTE_PROXY */
     struct config_upstream *upstream;
+    uint32_t retries;          /* extra tries on other servers; default 1 */
+    uint32_t retry_on;         /* RETRY_ON_* bits; default all */
+    uint32_t retry_body_limit; /* request bodies up to this are kept for a retry; 64 KiB */
+    uint32_t try_timeout_ms;   /* per try, sent to response head; 0: timeouts.upstream_header */
+    uint32_t timeout_ms;       /* whole request, start to response head, all tries; 0 = none */
     char *strip_prefix;    /* removed from the start of the path when present, or NULL */
     char *add_prefix;      /* prepended to the (stripped) path, or NULL */
     char *host_rewrite;    /* NULL: preserve the client's Host; else send this Host */
@@ -136,6 +215,7 @@ struct config {
 
     char *access_log; /* "stdout" (default), "stderr", "off", or a file path */
     enum log_format access_log_format;
+    struct config_addr *admin; /* status listener ("admin:" / --admin), or NULL */
     char *error_log;     /* "stderr" (default) or a file path */
     int error_log_level; /* LOG_ERROR..LOG_DEBUG from core/log.h; default LOG_INFO */
 };
