@@ -2,6 +2,7 @@
  * signal loop (SIGTERM/SIGINT graceful stop, SIGQUIT fast stop, SIGUSR1 log reopen). */
 #include "config/config.h"
 #include "core/log.h"
+#include "lb/lb.h"
 #include "proxy/worker.h"
 
 #include <errno.h>
@@ -22,16 +23,21 @@ usage(FILE *f)
            "       portico -t -c FILE         check a configuration and exit\n"
            "       portico --listen ADDR --upstream http://HOST:PORT [--upstream ...]\n"
            "               [--workers N] [--access-log PATH|off] [--log-level LEVEL]\n"
+           "               [--balance NAME] [--health-check PATH] [--admin ADDR]\n"
            "       portico --version\n"
            "\n"
            "  -c, --config FILE    configuration file (docs/configuration.md)\n"
            "  -t, --test           validate the configuration, print errors, exit 0 or 1\n"
            "  --listen ADDR        listen address, e.g. 127.0.0.1:8080 or [::1]:8080 (repeatable)\n"
            "  --upstream URL       upstream server, e.g. http://127.0.0.1:9000 (repeatable:\n"
-           "                       several form one round-robin pool)\n"
+           "                       several form one pool, see --balance)\n"
            "  --workers N          worker threads (default: one per core)\n"
            "  --access-log PATH    stdout (default), stderr, off or a file\n"
            "  --log-level LEVEL    error, warn, info (default) or debug\n"
+           "  --admin ADDR         serve the status document on ADDR (with -c: overrides admin)\n"
+           "  --balance NAME       quick mode: round_robin (default), least_conn, random_two,\n"
+           "                       ewma, hash (client address) or sticky (cookie)\n"
+           "  --health-check PATH  quick mode: active health checks with GET PATH\n"
            "  -V, --version        print the version\n");
 }
 
@@ -39,6 +45,7 @@ int
 main(int argc, char **argv)
 {
     const char *config_path = NULL, *access_log = NULL, *log_level_s = NULL;
+    const char *admin = NULL, *health_check = NULL, *balance = NULL;
     const char *listens[MAX_CLI], *upstreams[MAX_CLI];
     uint32_t nlistens = 0, nupstreams = 0, workers = 0;
     bool test_only = false;
@@ -88,6 +95,15 @@ main(int argc, char **argv)
         } else if (!strcmp(a, "--log-level")) {
             NEED_VALUE();
             log_level_s = v;
+        } else if (!strcmp(a, "--admin")) {
+            NEED_VALUE();
+            admin = v;
+        } else if (!strcmp(a, "--health-check")) {
+            NEED_VALUE();
+            health_check = v;
+        } else if (!strcmp(a, "--balance")) {
+            NEED_VALUE();
+            balance = v;
         } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
             printf("portico %s\n", PT_VERSION);
             return 0;
@@ -109,19 +125,38 @@ main(int argc, char **argv)
             fprintf(stderr, "portico: use either -c FILE or --listen/--upstream, not both\n");
             return 1;
         }
+        if (health_check || balance) {
+            fprintf(stderr, "portico: %s is a quick-mode option; with -c FILE use %s in the file\n",
+                    balance ? "--balance" : "--health-check", balance ? "balance:" : "health:");
+            return 1;
+        }
         if (config_load_file(config_path, &cfg, err, sizeof(err)) != PT_OK) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }
         if (workers)
             cfg->workers = workers;
+        if (admin && config_set_admin(cfg, admin, err, sizeof(err)) != PT_OK) {
+            fprintf(stderr, "portico: --admin \"%s\": %s\n", admin, err);
+            config_free(cfg);
+            return 1;
+        }
     } else if (nlistens || nupstreams) {
         if (!nlistens || !nupstreams) {
             fprintf(stderr, "portico: quick mode needs --listen and at least one --upstream\n");
             return 1;
         }
-        if (config_from_cli(listens, nlistens, upstreams, nupstreams, workers, &cfg, err,
-                            sizeof(err)) != PT_OK) {
+        const struct config_cli opts = {
+            .listens = listens,
+            .nlistens = nlistens,
+            .upstreams = upstreams,
+            .nupstreams = nupstreams,
+            .workers = workers,
+            .admin = admin,
+            .health_check = health_check,
+            .balance = balance,
+        };
+        if (config_from_cli_opts(&opts, &cfg, err, sizeof(err)) != PT_OK) {
             fprintf(stderr, "portico: %s\n", err);
             return 1;
         }
@@ -173,14 +208,16 @@ main(int argc, char **argv)
 
     int rc = 0;
     uint32_t nw = cfg->workers ? cfg->workers : 1;
+    struct lb *lb = lb_new(cfg);
     struct worker **ws = pt_calloc(nw, sizeof(*ws));
     for (uint32_t i = 0; i < nw; i++) {
-        ws[i] = worker_new(i, cfg, err, sizeof(err));
+        ws[i] = worker_new(i, cfg, lb, err, sizeof(err));
         if (!ws[i]) {
             log_error("%s", err);
             for (uint32_t k = 0; k < i; k++)
                 worker_free(ws[k]);
             free(ws);
+            lb_free(lb);
             log_stop();
             fprintf(stderr, "portico: %s\n", err);
             config_free(cfg);
@@ -198,6 +235,7 @@ main(int argc, char **argv)
             for (uint32_t k = 0; k < nw; k++)
                 worker_free(ws[k]);
             free(ws);
+            lb_free(lb);
             log_stop();
             config_free(cfg);
             return 1;
@@ -241,6 +279,7 @@ main(int argc, char **argv)
     for (uint32_t i = 0; i < nw; i++)
         worker_free(ws[i]);
     free(ws);
+    lb_free(lb);
     log_info("stopped");
     log_stop();
     config_free(cfg);

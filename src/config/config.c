@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Defaults that are pointers point at these, so config_defaults allocates nothing and a
@@ -25,6 +27,9 @@ static char default_error_log[] = "stderr";
 static char default_hide_server[] = "server";
 static char default_hide_powered[] = "x-powered-by";
 static char *default_hide_headers[] = {default_hide_server, default_hide_powered};
+static char default_sticky_cookie[] = "portico_server";
+static char default_health_method[] = "GET";
+static char default_health_path[] = "/";
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -78,6 +83,56 @@ config_defaults(struct config *c)
     c->error_log_level = LOG_INFO;
 }
 
+static uint64_t
+mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A fresh random signing key for sticky cookies (used when no "secret" is given). */
+static void
+random_key(uint64_t key[2])
+{
+    uint8_t b[16];
+    size_t got = 0;
+
+    while (got < sizeof(b)) {
+        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got == sizeof(b)) {
+        memcpy(key, b, sizeof(b));
+        return;
+    }
+    /* No getrandom (very old kernel): a key that is at least different per process and pool. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    key[0] = mix64((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    key[1] = mix64(key[0] ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)key);
+}
+
+/* Two FNV-1a passes over the secret, forwards and backwards from different bases, each
+ * finished with a SplitMix64 mixer and cross-mixed: a stable 128-bit key from any string. */
+void
+config_sticky_key_from_secret(const char *secret, size_t len, uint64_t key[2])
+{
+    const uint64_t prime = 0x100000001b3ULL;
+    uint64_t a = 0xcbf29ce484222325ULL, b = 0x6c62272e07bb0142ULL ^ (uint64_t)len;
+
+    for (size_t i = 0; i < len; i++) {
+        a = (a ^ (unsigned char)secret[i]) * prime;
+        b = (b ^ (unsigned char)secret[len - 1 - i]) * prime;
+    }
+    a = mix64(a);
+    b = mix64(b ^ 0x9e3779b97f4a7c15ULL);
+    key[0] = mix64(a ^ (b << 1));
+    key[1] = mix64(b ^ (a >> 1) ^ 0xd6e8feb86659fd93ULL);
+}
+
 /* The one place pool defaults live: the loader and quick mode both start from these. */
 void
 config_upstream_defaults(struct config_upstream *u)
@@ -85,6 +140,87 @@ config_upstream_defaults(struct config_upstream *u)
     u->keepalive = 128;
     u->keepalive_timeout_ms = 60000;
     u->keepalive_requests = 10000;
+    u->balance = BALANCE_ROUND_ROBIN;
+    u->hash_key = HASH_KEY_CLIENT_IP;
+    u->hash_key_name = NULL;
+    u->sticky = (struct config_sticky){
+        .enabled = false,
+        .cookie = default_sticky_cookie,
+        .max_age = 0,
+        .fallback = BALANCE_ROUND_ROBIN,
+    };
+    random_key(u->sticky.key);
+    u->health = (struct config_health){
+        .enabled = false,
+        .method = default_health_method,
+        .path = default_health_path,
+        .host = NULL,
+        .expect = {{200, 399}},
+        .nexpect = 1,
+        .body = NULL,
+        .interval_ms = 5000,
+        .timeout_ms = 2000,
+        .jitter_ms = 500,
+        .rise = 2,
+        .fall = 3,
+    };
+    u->outlier = (struct config_outlier){
+        .consecutive_failures = 5,
+        .consecutive_5xx = 0,
+        .base_ejection_ms = 10000,
+        .max_ejection_ms = 300000,
+        .max_ejected_percent = 50,
+    };
+    u->queue_size = 0;
+    u->queue_timeout_ms = 5000;
+    u->retry_budget_percent = 20;
+    u->retry_budget_min = 10;
+}
+
+void
+config_route_defaults(struct route *r)
+{
+    r->retries = 1;
+    r->retry_on = RETRY_ON_DEFAULT;
+    r->retry_body_limit = 64 * 1024;
+    r->try_timeout_ms = 0;
+    r->timeout_ms = 0;
+    r->redirect_status = 302;
+    r->respond_status = 200;
+}
+
+const char *const config_balance_names[6] = {"round_robin", "least_conn", "random_two",
+                                             "ewma",        "hash",       "sticky"};
+
+int
+config_balance_parse(const char *s, enum balance_kind *kind, bool *sticky, char *err, size_t errlen)
+{
+    static const enum balance_kind kinds[] = {BALANCE_ROUND_ROBIN, BALANCE_LEAST_CONN,
+                                              BALANCE_RANDOM_TWO,  BALANCE_EWMA,
+                                              BALANCE_HASH,        BALANCE_ROUND_ROBIN};
+    const char *hint;
+
+    for (size_t i = 0; i < PT_ARRAY_LEN(config_balance_names); i++) {
+        if (strcmp(s, config_balance_names[i]) == 0) {
+            *kind = kinds[i];
+            *sticky = strcmp(s, "sticky") == 0;
+            return PT_OK;
+        }
+    }
+    hint = config_suggest(s, config_balance_names, PT_ARRAY_LEN(config_balance_names));
+    if (hint)
+        seterr(err, errlen, "unknown balancer \"%s\", did you mean \"%s\"? (expected %s)", s, hint,
+               CONFIG_BALANCE_CHOICES);
+    else
+        seterr(err, errlen, "unknown balancer \"%s\" (expected %s)", s, CONFIG_BALANCE_CHOICES);
+    return PT_ERR;
+}
+
+void
+config_sticky_enable(struct config_upstream *u)
+{
+    u->sticky.enabled = true;
+    u->balance = u->sticky.fallback;
 }
 
 uint32_t
@@ -158,8 +294,21 @@ config_free(struct config *c)
             free(u->servers[j].host_header);
         }
         free(u->servers);
+        free(u->hash_key_name);
+        if (u->sticky.cookie != default_sticky_cookie)
+            free(u->sticky.cookie);
+        if (u->health.method != default_health_method)
+            free(u->health.method);
+        if (u->health.path != default_health_path)
+            free(u->health.path);
+        free(u->health.host);
+        free(u->health.body);
     }
     free(c->upstreams);
+    if (c->admin) {
+        config_addr_fini(c->admin);
+        free(c->admin);
+    }
     for (uint32_t i = 0; i < c->nroutes; i++)
         route_fini(&c->routes[i]);
     free(c->routes);
@@ -529,7 +678,7 @@ config_suggest(const char *word, const char *const *cands, size_t n)
     return best;
 }
 
-/* ---- quick mode ---- */
+/* ---- admin ---- */
 
 static bool
 addr_same(const struct config_addr *a, const struct config_addr *b)
@@ -537,49 +686,136 @@ addr_same(const struct config_addr *a, const struct config_addr *b)
     return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
 }
 
+static bool
+addr_is_wildcard(const struct config_addr *a)
+{
+    if (a->sa.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (a->sa.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+    return false;
+}
+
+static uint16_t
+addr_port(const struct config_addr *a)
+{
+    if (a->sa.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
+    if (a->sa.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port);
+    return 0;
+}
+
+/* Listeners bind with SO_REUSEPORT, so an admin socket on a listen address (or on a specific
+ * address under a wildcard listen of the same port) could take the proxy's connections. IPv6
+ * sockets are IPV6_V6ONLY, so the two families never overlap. */
 int
-config_from_cli(const char *const *listens, uint32_t nlistens, const char *const *upstreams,
-                uint32_t nupstreams, uint32_t workers, struct config **out, char *err,
-                size_t errlen)
+config_admin_check(const struct config *c, const struct config_addr *a, char *err, size_t errlen)
+{
+    for (uint32_t i = 0; i < c->nlistens; i++) {
+        const struct config_addr *l = &c->listens[i];
+        if (addr_same(a, l)) {
+            seterr(err, errlen, "\"%s\" is also a listen address", a->text);
+            return PT_ERR;
+        }
+        if (a->sa.ss_family == l->sa.ss_family && addr_port(a) == addr_port(l) &&
+            (addr_is_wildcard(a) || addr_is_wildcard(l))) {
+            seterr(err, errlen, "\"%s\" overlaps listen address \"%s\" (same port)", a->text,
+                   l->text);
+            return PT_ERR;
+        }
+    }
+    return PT_OK;
+}
+
+int
+config_set_admin(struct config *c, const char *text, char *err, size_t errlen)
+{
+    struct config_addr a;
+
+    if (config_addr_parse(text, CONFIG_ADDR_LISTEN, &a, err, errlen) != PT_OK)
+        return PT_ERR;
+    if (config_admin_check(c, &a, err, errlen) != PT_OK) {
+        config_addr_fini(&a);
+        return PT_ERR;
+    }
+    if (!c->admin)
+        c->admin = pt_calloc(1, sizeof(*c->admin));
+    else
+        config_addr_fini(c->admin);
+    *c->admin = a;
+    return PT_OK;
+}
+
+/* ---- quick mode ---- */
+
+int
+config_from_cli_opts(const struct config_cli *o, struct config **out, char *err, size_t errlen)
 {
     char why[256];
     struct config *c;
     struct config_upstream *u;
     struct route *r;
+    enum balance_kind bk = BALANCE_ROUND_ROBIN;
+    bool sticky = false;
 
     *out = NULL;
-    if (nlistens == 0) {
+    if (o->nlistens == 0) {
         seterr(err, errlen, "missing --listen ADDR");
         return PT_ERR;
     }
-    if (nupstreams == 0) {
+    if (o->nupstreams == 0) {
         seterr(err, errlen, "missing --upstream http://HOST:PORT");
         return PT_ERR;
     }
-    if (workers > 1024) {
-        seterr(err, errlen, "--workers %u: expected 1..1024", workers);
+    if (o->workers > 1024) {
+        seterr(err, errlen, "--workers %u: expected 1..1024", o->workers);
         return PT_ERR;
+    }
+    if (o->balance && config_balance_parse(o->balance, &bk, &sticky, why, sizeof(why)) != PT_OK) {
+        seterr(err, errlen, "--balance \"%s\": %s", o->balance, why);
+        return PT_ERR;
+    }
+    if (o->health_check) {
+        const char *p = o->health_check;
+        if (p[0] != '/') {
+            seterr(err, errlen, "--health-check \"%s\": the path must start with '/'", p);
+            return PT_ERR;
+        }
+        for (const char *q = p; *q; q++) {
+            if ((unsigned char)*q <= 0x20 || *q == 0x7f) {
+                seterr(err, errlen,
+                       "--health-check \"%s\": the path must not contain spaces or control "
+                       "characters",
+                       p);
+                return PT_ERR;
+            }
+        }
     }
 
     c = pt_calloc(1, sizeof(*c));
     config_defaults(c);
     c->source = pt_strdup("command line");
-    c->workers = workers ? workers : config_cpu_count();
+    c->workers = o->workers ? o->workers : config_cpu_count();
 
-    c->listens = pt_calloc(nlistens, sizeof(*c->listens));
-    c->nlistens = nlistens;
-    for (uint32_t i = 0; i < nlistens; i++) {
-        if (config_addr_parse(listens[i], CONFIG_ADDR_LISTEN, &c->listens[i], why, sizeof(why)) !=
-            PT_OK) {
-            seterr(err, errlen, "--listen \"%s\": %s", listens[i], why);
+    c->listens = pt_calloc(o->nlistens, sizeof(*c->listens));
+    c->nlistens = o->nlistens;
+    for (uint32_t i = 0; i < o->nlistens; i++) {
+        if (config_addr_parse(o->listens[i], CONFIG_ADDR_LISTEN, &c->listens[i], why,
+                              sizeof(why)) != PT_OK) {
+            seterr(err, errlen, "--listen \"%s\": %s", o->listens[i], why);
             goto fail;
         }
         for (uint32_t j = 0; j < i; j++) {
             if (addr_same(&c->listens[i], &c->listens[j])) {
-                seterr(err, errlen, "--listen \"%s\": duplicate listen address", listens[i]);
+                seterr(err, errlen, "--listen \"%s\": duplicate listen address", o->listens[i]);
                 goto fail;
             }
         }
+    }
+    if (o->admin && config_set_admin(c, o->admin, why, sizeof(why)) != PT_OK) {
+        seterr(err, errlen, "--admin \"%s\": %s", o->admin, why);
+        goto fail;
     }
 
     c->upstreams = pt_calloc(1, sizeof(*c->upstreams));
@@ -588,13 +824,20 @@ config_from_cli(const char *const *listens, uint32_t nlistens, const char *const
     u->name = pt_strdup("default");
     config_upstream_defaults(u);
     u->index = 0;
-    u->servers = pt_calloc(nupstreams, sizeof(*u->servers));
-    u->nservers = nupstreams;
-    for (uint32_t i = 0; i < nupstreams; i++) {
+    u->balance = bk; /* hash: the default key, client_ip */
+    if (sticky)
+        config_sticky_enable(u); /* cookie defaults, random key, round_robin fallback */
+    if (o->health_check) {
+        u->health.enabled = true;
+        u->health.path = pt_strdup(o->health_check);
+    }
+    u->servers = pt_calloc(o->nupstreams, sizeof(*u->servers));
+    u->nservers = o->nupstreams;
+    for (uint32_t i = 0; i < o->nupstreams; i++) {
         struct config_server *s = &u->servers[i];
-        if (config_addr_parse(upstreams[i], CONFIG_ADDR_SERVER, &s->addr, why, sizeof(why)) !=
+        if (config_addr_parse(o->upstreams[i], CONFIG_ADDR_SERVER, &s->addr, why, sizeof(why)) !=
             PT_OK) {
-            seterr(err, errlen, "--upstream \"%s\": %s", upstreams[i], why);
+            seterr(err, errlen, "--upstream \"%s\": %s", o->upstreams[i], why);
             goto fail;
         }
         s->host_header = pt_strdup(s->addr.text);
@@ -604,14 +847,29 @@ config_from_cli(const char *const *listens, uint32_t nlistens, const char *const
     c->routes = pt_calloc(1, sizeof(*c->routes));
     c->nroutes = 1;
     r = &c->routes[0];
+    config_route_defaults(r);
     r->name = pt_strdup("default");
     r->action = ROUTE_PROXY;
     r->upstream = u;
-    r->redirect_status = 302;
-    r->respond_status = 200;
     *out = c;
     return PT_OK;
 fail:
     config_free(c);
     return PT_ERR;
+}
+
+int
+config_from_cli(const char *const *listens, uint32_t nlistens, const char *const *upstreams,
+                uint32_t nupstreams, uint32_t workers, struct config **out, char *err,
+                size_t errlen)
+{
+    const struct config_cli o = {
+        .listens = listens,
+        .nlistens = nlistens,
+        .upstreams = upstreams,
+        .nupstreams = nupstreams,
+        .workers = workers,
+    };
+
+    return config_from_cli_opts(&o, out, err, errlen);
 }

@@ -45,10 +45,10 @@ enum hash_key_kind {
 };
 
 struct config_health {
-    bool enabled;         /* active checks: off unless "health:" is given */
-    char *method;         /* "GET" (default) or "HEAD" */
-    char *path;           /* default "/" */
-    char *host;           /* Host sent; NULL: the server's address as written */
+    bool enabled;           /* active checks: off unless "health:" is given */
+    char *method;           /* "GET" (default) or "HEAD" */
+    char *path;             /* default "/" */
+    char *host;             /* Host sent; NULL: the server's address as written */
     uint16_t expect[16][2]; /* status ranges [lo, hi]; default one range 200-399 */
     uint32_t nexpect;
     char *body;           /* substring the body must contain, or NULL */
@@ -60,7 +60,7 @@ struct config_health {
 };
 
 struct config_outlier {
-    uint32_t consecutive_failures; /* connect failures, resets, timeouts in a row; default 5; 0 off */
+    uint32_t consecutive_failures; /* connect failures/resets/timeouts in a row; 5; 0 off */
     uint32_t consecutive_5xx;      /* 5xx responses in a row; default 0 (off) */
     uint32_t base_ejection_ms;     /* first ejection; doubles each repeat; default 10000 */
     uint32_t max_ejection_ms;      /* cap; default 300000 */
@@ -69,9 +69,12 @@ struct config_outlier {
 
 struct config_sticky {
     bool enabled;
-    char *cookie;     /* default "portico_server" */
-    uint64_t key[2];  /* signing key: from "secret", or random at start */
-    uint32_t max_age; /* seconds; 0 = session cookie (default) */
+    char *cookie;               /* default "portico_server" */
+    uint64_t key[2];            /* signing key: from "secret", or random at start */
+    uint32_t max_age;           /* seconds; 0 = session cookie (default) */
+    enum balance_kind fallback; /* picks when the cookie names no usable server; round_robin,
+                                 * least_conn, random_two or ewma; default round_robin. Also
+                                 * copied into config_upstream.balance. */
 };
 
 struct config_upstream {
@@ -82,16 +85,18 @@ struct config_upstream {
     uint32_t keepalive_timeout_ms; /* idle connection closed after; default 60000 */
     uint32_t keepalive_requests;   /* requests per upstream connection; default 10000 */
     uint32_t index;                /* position in config->upstreams */
-    enum balance_kind balance;
+    enum balance_kind balance;     /* "balance: sticky" stores sticky.fallback here */
     enum hash_key_kind hash_key;
-    char *hash_key_name;           /* HASH_KEY_HEADER (lowercase) / HASH_KEY_COOKIE */
+    char *hash_key_name; /* HASH_KEY_HEADER (lowercase) / HASH_KEY_COOKIE */
     struct config_sticky sticky;
     struct config_health health;
     struct config_outlier outlier;
     uint32_t queue_size;           /* requests waiting for a max_conns slot, whole pool; 0 = none */
     uint32_t queue_timeout_ms;     /* a queued request gets 503 after; default 5000 */
-    uint32_t retry_budget_percent; /* retries at most this share of requests (10 s window); 20 */
-    uint32_t retry_budget_min;     /* retries per second always allowed; default 10 */
+    uint32_t retry_budget_percent; /* retries at most this share of requests (10 s window), 1..100;
+                                    * default 20. 0 = no budget at all ("retry_budget: off"):
+                                    * retries are bounded only by the routes' "retries" */
+    uint32_t retry_budget_min;     /* retries per second always allowed; default 10; 0 when off */
 };
 
 enum route_path_kind {
@@ -157,10 +162,10 @@ struct route {
     uint32_t retry_body_limit; /* request bodies up to this are kept for a retry; 64 KiB */
     uint32_t try_timeout_ms;   /* per try, sent to response head; 0: timeouts.upstream_header */
     uint32_t timeout_ms;       /* whole request, start to response head, all tries; 0 = none */
-    char *strip_prefix;    /* removed from the start of the path when present, or NULL */
-    char *add_prefix;      /* prepended to the (stripped) path, or NULL */
-    char *host_rewrite;    /* NULL: preserve the client's Host; else send this Host */
-    bool host_from_server; /* "host: upstream": send the server's own host[:port] */
+    char *strip_prefix;        /* removed from the start of the path when present, or NULL */
+    char *add_prefix;          /* prepended to the (stripped) path, or NULL */
+    char *host_rewrite;        /* NULL: preserve the client's Host; else send this Host */
+    bool host_from_server;     /* "host: upstream": send the server's own host[:port] */
     /* ROUTE_REDIRECT */
     char *redirect_to; /* location; when redirect_keep_path, the request path is appended */
     bool redirect_keep_path;
@@ -216,8 +221,8 @@ struct config {
     char *access_log; /* "stdout" (default), "stderr", "off", or a file path */
     enum log_format access_log_format;
     struct config_addr *admin; /* status listener ("admin:" / --admin), or NULL */
-    char *error_log;     /* "stderr" (default) or a file path */
-    int error_log_level; /* LOG_ERROR..LOG_DEBUG from core/log.h; default LOG_INFO */
+    char *error_log;           /* "stderr" (default) or a file path */
+    int error_log_level;       /* LOG_ERROR..LOG_DEBUG from core/log.h; default LOG_INFO */
 };
 
 /* Loads and validates the YAML file <path>. On success returns PT_OK and a new snapshot in *out.
@@ -229,11 +234,31 @@ int config_load_file(const char *path, struct config **out, char *err, size_t er
 int config_load_string(const char *yaml, size_t len, const char *name, struct config **out,
                        char *err, size_t errlen);
 
-/* Quick mode: one pool "default" of <nupstreams> "http://host:port" URLs, one catch-all route,
- * <nlistens> listen addresses, <workers> (0 = one per core). Same error contract. */
+/* Quick-mode options, as given on the command line. */
+struct config_cli {
+    const char *const *listens; /* --listen ADDR (at least one) */
+    uint32_t nlistens;
+    const char *const *upstreams; /* --upstream http://HOST:PORT (at least one) */
+    uint32_t nupstreams;
+    uint32_t workers;         /* --workers N; 0 = one per core */
+    const char *admin;        /* --admin ADDR, or NULL */
+    const char *health_check; /* --health-check PATH: active checks with that path, or NULL */
+    const char *balance;      /* --balance NAME, or NULL (round_robin) */
+};
+
+/* Quick mode: one pool "default" of the --upstream URLs, one catch-all route "default", the
+ * listen addresses and the other options of <o>. Same error contract; messages name the flag. */
+int config_from_cli_opts(const struct config_cli *o, struct config **out, char *err, size_t errlen);
+
+/* config_from_cli_opts with listens, upstreams and workers only. */
 int config_from_cli(const char *const *listens, uint32_t nlistens, const char *const *upstreams,
                     uint32_t nupstreams, uint32_t workers, struct config **out, char *err,
                     size_t errlen);
+
+/* Sets c->admin from <text> (a listen-style address), replacing any admin of the file: for
+ * --admin with -c. The address must neither equal nor overlap a listen address. PT_OK, or PT_ERR
+ * with a message (not naming the flag) in err and <c> unchanged. */
+int config_set_admin(struct config *c, const char *text, char *err, size_t errlen);
 
 /* Fills <c> with every default (no listens, upstreams or routes). */
 void config_defaults(struct config *c);

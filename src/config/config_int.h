@@ -29,6 +29,28 @@ const char *config_suggest(const char *word, const char *const *cands, size_t n)
 
 bool config_is_token(const char *s);
 uint32_t config_cpu_count(void);
+
+/* Fills every pool default (balance, sticky with a random key, health off with its defaults,
+ * outlier, queue, retry budget, keepalive). Allocates nothing. */
 void config_upstream_defaults(struct config_upstream *u);
+/* Fills every route default (proxy retries, redirect and respond statuses). */
+void config_route_defaults(struct route *r);
+
+/* The "balance:" names in schema order, and the same as a phrase for messages. */
+extern const char *const config_balance_names[6];
+#define CONFIG_BALANCE_CHOICES "round_robin, least_conn, random_two, ewma, hash or sticky"
+/* Parses a balancer name: *kind and *sticky ("sticky" gives BALANCE_ROUND_ROBIN and true; the
+ * caller applies the fallback). PT_ERR with a message (hint and choices) in err. */
+int config_balance_parse(const char *s, enum balance_kind *kind, bool *sticky, char *err,
+                         size_t errlen);
+/* Turns sticky sessions on for <u>: u->balance becomes u->sticky.fallback. */
+void config_sticky_enable(struct config_upstream *u);
+/* The 128-bit cookie signing key derived from <secret> (stable across runs and machines). */
+void config_sticky_key_from_secret(const char *secret, size_t len, uint64_t key[2]);
+
+/* Checks that admin address <a> neither equals nor overlaps (wildcard, same port and family)
+ * any listen address of <c>. PT_ERR with a message in err. */
+int config_admin_check(const struct config *c, const struct config_addr *a, char *err,
+                       size_t errlen);
 
 #endif

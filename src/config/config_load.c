@@ -402,6 +402,27 @@ load_listen(struct ld *ld, yaml_node_t *n)
     return PT_OK;
 }
 
+/* admin: a listen-style address that no listen address may share (after load_listen). */
+static int
+load_admin(struct ld *ld, yaml_node_t *n)
+{
+    struct config_addr a;
+    char why[256];
+    const char *s;
+
+    if (want_str(ld, n, "admin", &s) != PT_OK)
+        return PT_ERR;
+    if (config_addr_parse(s, CONFIG_ADDR_LISTEN, &a, why, sizeof(why)) != PT_OK)
+        return fail(ld, n, "admin: %s", why);
+    if (config_admin_check(ld->c, &a, why, sizeof(why)) != PT_OK) {
+        config_addr_fini(&a);
+        return fail(ld, n, "admin: %s", why);
+    }
+    ld->c->admin = pt_calloc(1, sizeof(*ld->c->admin));
+    *ld->c->admin = a;
+    return PT_OK;
+}
+
 static int
 load_timeouts(struct ld *ld, yaml_node_t *n)
 {
@@ -586,6 +607,8 @@ load_error_log(struct ld *ld, yaml_node_t *n)
 
 /* ---- upstreams ---- */
 
+static int want_path(struct ld *ld, yaml_node_t *n, const char *what, const char **out);
+
 static bool
 is_name(const char *s)
 {
@@ -603,10 +626,11 @@ is_name(const char *s)
 static int
 load_server(struct ld *ld, yaml_node_t *n, const char *where, struct config_server *s)
 {
-    enum { ADDRESS, WEIGHT, NKEYS };
-    static const char *const keys[] = {"address", "weight"};
-    struct field f[NKEYS] = {{NULL, NULL}, {NULL, NULL}};
-    char what[200], why[256];
+    enum { ADDRESS, WEIGHT, MAX_CONNS, SLOW_START, BACKUP, DRAIN, NKEYS };
+    static const char *const keys[] = {"address",    "weight", "max_conns",
+                                       "slow_start", "backup", "drain"};
+    struct field f[NKEYS];
+    char what[240], why[256];
     const char *text;
     yaml_node_t *an;
 
@@ -622,6 +646,20 @@ load_server(struct ld *ld, yaml_node_t *n, const char *where, struct config_serv
         if (f[WEIGHT].val && want_u32(ld, f[WEIGHT].val, sub(what, sizeof(what), where, "weight"),
                                       1, 1000, &s->weight) != PT_OK)
             return PT_ERR;
+        if (f[MAX_CONNS].val &&
+            want_u32(ld, f[MAX_CONNS].val, sub(what, sizeof(what), where, "max_conns"), 0,
+                     UINT32_MAX, &s->max_conns) != PT_OK)
+            return PT_ERR;
+        if (f[SLOW_START].val &&
+            want_duration(ld, f[SLOW_START].val, sub(what, sizeof(what), where, "slow_start"), true,
+                          &s->slow_start_ms) != PT_OK)
+            return PT_ERR;
+        if (f[BACKUP].val && want_bool(ld, f[BACKUP].val, sub(what, sizeof(what), where, "backup"),
+                                       &s->backup) != PT_OK)
+            return PT_ERR;
+        if (f[DRAIN].val && want_bool(ld, f[DRAIN].val, sub(what, sizeof(what), where, "drain"),
+                                      &s->drain) != PT_OK)
+            return PT_ERR;
     }
     if (want_str(ld, an, where, &text) != PT_OK)
         return PT_ERR;
@@ -631,15 +669,412 @@ load_server(struct ld *ld, yaml_node_t *n, const char *where, struct config_serv
     return PT_OK;
 }
 
+/* A plain scalar that is a YAML-ish boolean word (true/false, yes/no, on/off, any case). */
+static bool
+switch_word(const yaml_node_t *n, bool *on)
+{
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return false;
+    for (size_t i = 0; i < PT_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(sval(n), yes[i]) == 0) {
+            *on = true;
+            return true;
+        }
+        if (strcasecmp(sval(n), no[i]) == 0) {
+            *on = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int
+load_balance(struct ld *ld, yaml_node_t *n, const char *what, struct config_upstream *u,
+             bool *sticky)
+{
+    char why[256];
+    const char *s;
+
+    if (want_str(ld, n, what, &s) != PT_OK)
+        return PT_ERR;
+    if (config_balance_parse(s, &u->balance, sticky, why, sizeof(why)) != PT_OK)
+        return fail(ld, n, "%s: %s", what, why);
+    return PT_OK;
+}
+
+static int
+load_hash_key(struct ld *ld, yaml_node_t *n, const char *what, struct config_upstream *u)
+{
+    static const char *const simple[] = {"client_ip", "uri", "path"};
+    static const enum hash_key_kind simple_kind[] = {HASH_KEY_CLIENT_IP, HASH_KEY_URI,
+                                                     HASH_KEY_PATH};
+    const char *s, *hint;
+
+    if (want_str(ld, n, what, &s) != PT_OK)
+        return PT_ERR;
+    for (size_t i = 0; i < PT_ARRAY_LEN(simple); i++) {
+        if (strcmp(s, simple[i]) == 0) {
+            u->hash_key = simple_kind[i];
+            return PT_OK;
+        }
+    }
+    if (strncmp(s, "header:", 7) == 0) {
+        if (!config_is_token(s + 7))
+            return fail(ld, n, "%s: \"%s\" is not a valid header name", what, s + 7);
+        u->hash_key = HASH_KEY_HEADER;
+        u->hash_key_name = pt_strdup(s + 7);
+        lowercase(u->hash_key_name);
+        return PT_OK;
+    }
+    if (strncmp(s, "cookie:", 7) == 0) {
+        if (!config_is_token(s + 7))
+            return fail(ld, n, "%s: \"%s\" is not a valid cookie name", what, s + 7);
+        u->hash_key = HASH_KEY_COOKIE;
+        u->hash_key_name = pt_strdup(s + 7);
+        return PT_OK;
+    }
+    hint = config_suggest(s, simple, PT_ARRAY_LEN(simple));
+    if (hint)
+        return fail(ld, n, "%s: unknown hash key \"%s\", did you mean \"%s\"?", what, s, hint);
+    return fail(ld, n, "%s: expected client_ip, uri, path, header:NAME or cookie:NAME, got \"%s\"",
+                what, s);
+}
+
+static int
+load_sticky(struct ld *ld, yaml_node_t *n, const char *uwhere, struct config_sticky *st)
+{
+    enum { COOKIE, SECRET, MAX_AGE, FALLBACK, NKEYS };
+    static const char *const keys[] = {"cookie", "secret", "max_age", "fallback"};
+    static const char *const fallbacks[] = {"round_robin", "least_conn", "random_two", "ewma"};
+    static const enum balance_kind fallback_kind[] = {BALANCE_ROUND_ROBIN, BALANCE_LEAST_CONN,
+                                                      BALANCE_RANDOM_TWO, BALANCE_EWMA};
+    struct field f[NKEYS];
+    char where[200], what[240];
+    const char *s;
+
+    if (is_null(n))
+        return PT_OK; /* "sticky:" with nothing under it: every default */
+    sub(where, sizeof(where), uwhere, "sticky");
+    if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
+        return PT_ERR;
+    if (f[COOKIE].val) {
+        sub(what, sizeof(what), where, "cookie");
+        if (want_str(ld, f[COOKIE].val, what, &s) != PT_OK)
+            return PT_ERR;
+        if (!config_is_token(s))
+            return fail(ld, f[COOKIE].val, "%s: \"%s\" is not a valid cookie name", what, s);
+        st->cookie = pt_strdup(s);
+    }
+    if (f[SECRET].val) {
+        sub(what, sizeof(what), where, "secret");
+        if (want_str(ld, f[SECRET].val, what, &s) != PT_OK)
+            return PT_ERR;
+        if (!*s)
+            return fail(ld, f[SECRET].val, "%s: must not be empty", what);
+        config_sticky_key_from_secret(s, strlen(s), st->key);
+    }
+    if (f[MAX_AGE].val) {
+        uint32_t ms;
+        if (want_duration(ld, f[MAX_AGE].val, sub(what, sizeof(what), where, "max_age"), true,
+                          &ms) != PT_OK)
+            return PT_ERR;
+        st->max_age = ms / 1000;
+    }
+    if (f[FALLBACK].val) {
+        size_t i;
+        sub(what, sizeof(what), where, "fallback");
+        if (want_str(ld, f[FALLBACK].val, what, &s) != PT_OK)
+            return PT_ERR;
+        for (i = 0; i < PT_ARRAY_LEN(fallbacks); i++)
+            if (strcmp(s, fallbacks[i]) == 0)
+                break;
+        if (i == PT_ARRAY_LEN(fallbacks))
+            return fail(ld, f[FALLBACK].val,
+                        "%s: expected round_robin, least_conn, random_two or ewma, got \"%s\"",
+                        what, s);
+        st->fallback = fallback_kind[i];
+    }
+    return PT_OK;
+}
+
+/* One entry of health.expect: a status "200" or a range "200-399", each 100..599. */
+static int
+load_expect_entry(struct ld *ld, yaml_node_t *n, const char *what, uint16_t range[2])
+{
+    const char *s, *dash;
+    uint32_t v[2];
+
+    if (want_str(ld, n, what, &s) != PT_OK)
+        return PT_ERR;
+    dash = strchr(s, '-');
+    for (int k = 0; k < 2; k++) {
+        const char *p = k == 0 ? s : dash + 1, *e = k == 0 && dash ? dash : p + strlen(p);
+        if (e - p != 3)
+            goto bad;
+        v[k] = 0;
+        for (const char *q = p; q < e; q++) {
+            if (*q < '0' || *q > '9')
+                goto bad;
+            v[k] = v[k] * 10 + (uint32_t)(*q - '0');
+        }
+        if (v[k] < 100 || v[k] > 599)
+            goto bad;
+        if (!dash) {
+            v[1] = v[0];
+            break;
+        }
+    }
+    if (v[0] > v[1])
+        return fail(ld, n, "%s: bad range \"%s\": %u is greater than %u", what, s, v[0], v[1]);
+    range[0] = (uint16_t)v[0];
+    range[1] = (uint16_t)v[1];
+    return PT_OK;
+bad:
+    return fail(ld, n, "%s: expected a status 100..599 or a range like \"200-399\", got \"%s\"",
+                what, s);
+}
+
+static int
+load_health(struct ld *ld, yaml_node_t *n, const char *uwhere, struct config_health *h)
+{
+    enum { PATH, METHOD, HOST, EXPECT, BODY, INTERVAL, TIMEOUT, JITTER, RISE, FALL, NKEYS };
+    static const char *const keys[] = {"path",     "method",  "host",   "expect", "body",
+                                       "interval", "timeout", "jitter", "rise",   "fall"};
+    struct field f[NKEYS];
+    char where[200], what[240];
+    const char *s;
+    bool on;
+
+    sub(where, sizeof(where), uwhere, "health");
+    if (is_null(n)) {
+        h->enabled = true; /* "health:" with nothing under it: every default */
+        return PT_OK;
+    }
+    if (switch_word(n, &on)) {
+        h->enabled = on;
+        return PT_OK;
+    }
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(ld, n, "%s: expected a mapping, on or off, got %s%s%s%s", where, kind(n),
+                    n->type == YAML_SCALAR_NODE ? " \"" : "",
+                    n->type == YAML_SCALAR_NODE ? sval(n) : "",
+                    n->type == YAML_SCALAR_NODE ? "\"" : "");
+    if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
+        return PT_ERR;
+    h->enabled = true;
+
+    if (f[PATH].val) {
+        if (want_path(ld, f[PATH].val, sub(what, sizeof(what), where, "path"), &s) != PT_OK)
+            return PT_ERR;
+        h->path = pt_strdup(s);
+    }
+    if (f[METHOD].val) {
+        sub(what, sizeof(what), where, "method");
+        if (want_str(ld, f[METHOD].val, what, &s) != PT_OK)
+            return PT_ERR;
+        if (strcmp(s, "HEAD") == 0)
+            h->method = pt_strdup(s);
+        else if (strcmp(s, "GET") != 0)
+            return fail(ld, f[METHOD].val, "%s: expected GET or HEAD, got \"%s\"", what, s);
+    }
+    if (f[HOST].val) {
+        sub(what, sizeof(what), where, "host");
+        if (want_str(ld, f[HOST].val, what, &s) != PT_OK)
+            return PT_ERR;
+        if (!*s || has_ctl(s, false))
+            return fail(ld, f[HOST].val, "%s: expected a host name without spaces, got \"%s\"",
+                        what, s);
+        h->host = pt_strdup(s);
+    }
+    if (f[EXPECT].val) {
+        yaml_node_t *e = f[EXPECT].val;
+        bool list = e->type == YAML_SEQUENCE_NODE;
+        size_t count = list ? seq_len(e) : 1;
+
+        sub(what, sizeof(what), where, "expect");
+        if (count == 0)
+            return fail(ld, e, "%s: needs at least one status or range", what);
+        if (count > PT_ARRAY_LEN(h->expect))
+            return fail(ld, e, "%s: at most %zu entries, got %zu", what, PT_ARRAY_LEN(h->expect),
+                        count);
+        for (size_t i = 0; i < count; i++)
+            if (load_expect_entry(ld, list ? seq_at(ld, e, i) : e, what, h->expect[i]) != PT_OK)
+                return PT_ERR;
+        h->nexpect = (uint32_t)count;
+    }
+    if (f[BODY].val) {
+        sub(what, sizeof(what), where, "body");
+        if (want_str(ld, f[BODY].val, what, &s) != PT_OK)
+            return PT_ERR;
+        if (!*s)
+            return fail(ld, f[BODY].val, "%s: must not be empty", what);
+        if (strlen(s) > 65536)
+            return fail(ld, f[BODY].val,
+                        "%s: at most 64 KiB (only the first 64 KiB of a response are read)", what);
+        h->body = pt_strdup(s);
+    }
+    if (f[INTERVAL].val &&
+        want_duration(ld, f[INTERVAL].val, sub(what, sizeof(what), where, "interval"), false,
+                      &h->interval_ms) != PT_OK)
+        return PT_ERR;
+    if (f[TIMEOUT].val &&
+        want_duration(ld, f[TIMEOUT].val, sub(what, sizeof(what), where, "timeout"), false,
+                      &h->timeout_ms) != PT_OK)
+        return PT_ERR;
+    if (f[JITTER].val) {
+        if (want_duration(ld, f[JITTER].val, sub(what, sizeof(what), where, "jitter"), true,
+                          &h->jitter_ms) != PT_OK)
+            return PT_ERR;
+    } else {
+        h->jitter_ms = h->interval_ms / 10;
+    }
+    if (f[RISE].val && want_u32(ld, f[RISE].val, sub(what, sizeof(what), where, "rise"), 1, 100,
+                                &h->rise) != PT_OK)
+        return PT_ERR;
+    if (f[FALL].val && want_u32(ld, f[FALL].val, sub(what, sizeof(what), where, "fall"), 1, 100,
+                                &h->fall) != PT_OK)
+        return PT_ERR;
+    return PT_OK;
+}
+
+static int
+load_outlier(struct ld *ld, yaml_node_t *n, const char *uwhere, struct config_outlier *o)
+{
+    enum { FAILURES, FIVEXX, BASE, MAX, PERCENT, NKEYS };
+    static const char *const keys[] = {"consecutive_failures", "consecutive_5xx", "base_ejection",
+                                       "max_ejection", "max_ejected_percent"};
+    struct field f[NKEYS];
+    char where[200], what[240];
+    bool on;
+
+    sub(where, sizeof(where), uwhere, "outlier");
+    if (is_null(n))
+        return PT_OK;
+    if (switch_word(n, &on)) {
+        if (!on) {
+            o->consecutive_failures = 0;
+            o->consecutive_5xx = 0;
+        }
+        return PT_OK;
+    }
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(ld, n, "%s: expected a mapping or off, got %s%s%s%s", where, kind(n),
+                    n->type == YAML_SCALAR_NODE ? " \"" : "",
+                    n->type == YAML_SCALAR_NODE ? sval(n) : "",
+                    n->type == YAML_SCALAR_NODE ? "\"" : "");
+    if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
+        return PT_ERR;
+    if (f[FAILURES].val &&
+        want_u32(ld, f[FAILURES].val, sub(what, sizeof(what), where, keys[FAILURES]), 0, UINT32_MAX,
+                 &o->consecutive_failures) != PT_OK)
+        return PT_ERR;
+    if (f[FIVEXX].val && want_u32(ld, f[FIVEXX].val, sub(what, sizeof(what), where, keys[FIVEXX]),
+                                  0, UINT32_MAX, &o->consecutive_5xx) != PT_OK)
+        return PT_ERR;
+    if (f[BASE].val && want_duration(ld, f[BASE].val, sub(what, sizeof(what), where, keys[BASE]),
+                                     false, &o->base_ejection_ms) != PT_OK)
+        return PT_ERR;
+    if (f[MAX].val && want_duration(ld, f[MAX].val, sub(what, sizeof(what), where, keys[MAX]),
+                                    false, &o->max_ejection_ms) != PT_OK)
+        return PT_ERR;
+    if (o->max_ejection_ms < o->base_ejection_ms) {
+        yaml_node_t *at = f[MAX].val ? f[MAX].val : f[BASE].val;
+        return fail(ld, at, "%s: max_ejection (%ums) must not be shorter than base_ejection (%ums)",
+                    where, o->max_ejection_ms, o->base_ejection_ms);
+    }
+    if (f[PERCENT].val &&
+        want_u32(ld, f[PERCENT].val, sub(what, sizeof(what), where, keys[PERCENT]), 0, 100,
+                 &o->max_ejected_percent) != PT_OK)
+        return PT_ERR;
+    return PT_OK;
+}
+
+static int
+load_queue(struct ld *ld, yaml_node_t *n, const char *uwhere, struct config_upstream *u)
+{
+    enum { SIZE, TIMEOUT, NKEYS };
+    static const char *const keys[] = {"size", "timeout"};
+    struct field f[NKEYS];
+    char where[200], what[240];
+
+    if (is_null(n))
+        return PT_OK;
+    sub(where, sizeof(where), uwhere, "queue");
+    if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
+        return PT_ERR;
+    if (f[SIZE].val && want_u32(ld, f[SIZE].val, sub(what, sizeof(what), where, "size"), 0,
+                                UINT32_MAX, &u->queue_size) != PT_OK)
+        return PT_ERR;
+    if (f[TIMEOUT].val &&
+        want_duration(ld, f[TIMEOUT].val, sub(what, sizeof(what), where, "timeout"), false,
+                      &u->queue_timeout_ms) != PT_OK)
+        return PT_ERR;
+    return PT_OK;
+}
+
+static int
+load_retry_budget(struct ld *ld, yaml_node_t *n, const char *uwhere, struct config_upstream *u)
+{
+    enum { PERCENT, MIN, NKEYS };
+    static const char *const keys[] = {"percent", "min_per_second"};
+    struct field f[NKEYS];
+    char where[200], what[240];
+    bool on;
+
+    sub(where, sizeof(where), uwhere, "retry_budget");
+    if (is_null(n))
+        return PT_OK;
+    if (switch_word(n, &on)) {
+        if (!on) {
+            u->retry_budget_percent = 0; /* no budget: see config.h */
+            u->retry_budget_min = 0;
+        }
+        return PT_OK;
+    }
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(ld, n, "%s: expected a mapping or off, got %s%s%s%s", where, kind(n),
+                    n->type == YAML_SCALAR_NODE ? " \"" : "",
+                    n->type == YAML_SCALAR_NODE ? sval(n) : "",
+                    n->type == YAML_SCALAR_NODE ? "\"" : "");
+    if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
+        return PT_ERR;
+    if (f[PERCENT].val && want_u32(ld, f[PERCENT].val, sub(what, sizeof(what), where, "percent"), 1,
+                                   100, &u->retry_budget_percent) != PT_OK)
+        return PT_ERR;
+    if (f[MIN].val && want_u32(ld, f[MIN].val, sub(what, sizeof(what), where, "min_per_second"), 0,
+                               UINT32_MAX, &u->retry_budget_min) != PT_OK)
+        return PT_ERR;
+    return PT_OK;
+}
+
 static int
 load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_upstream *u)
 {
-    enum { SERVERS, KEEPALIVE, KEEPALIVE_TIMEOUT, KEEPALIVE_REQUESTS, NKEYS };
-    static const char *const keys[] = {"servers", "keepalive", "keepalive_timeout",
-                                       "keepalive_requests"};
+    enum {
+        SERVERS,
+        BALANCE,
+        HASH_KEY,
+        STICKY,
+        HEALTH,
+        OUTLIER,
+        QUEUE,
+        RETRY_BUDGET,
+        KEEPALIVE,
+        KEEPALIVE_TIMEOUT,
+        KEEPALIVE_REQUESTS,
+        NKEYS
+    };
+    static const char *const keys[] = {
+        "servers",           "balance", "hash_key",     "sticky",    "health",
+        "outlier",           "queue",   "retry_budget", "keepalive", "keepalive_timeout",
+        "keepalive_requests"};
     struct field f[NKEYS];
     char what[200], swhere[200];
     yaml_node_t *sv;
+    bool sticky = false;
+    uint32_t primaries = 0;
 
     config_upstream_defaults(u);
     if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
@@ -657,7 +1092,39 @@ load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_up
         pathf(swhere, sizeof(swhere), "%s.servers[%zu]", where, i);
         if (load_server(ld, seq_at(ld, sv, i), swhere, &u->servers[i]) != PT_OK)
             return PT_ERR;
+        primaries += !u->servers[i].backup;
     }
+    if (primaries == 0)
+        return fail(ld, sv, "%s.servers: needs at least one server that is not a backup", where);
+
+    if (f[BALANCE].val &&
+        load_balance(ld, f[BALANCE].val, sub(what, sizeof(what), where, "balance"), u, &sticky) !=
+            PT_OK)
+        return PT_ERR;
+    if (f[HASH_KEY].val) {
+        sub(what, sizeof(what), where, "hash_key");
+        if (u->balance != BALANCE_HASH || sticky)
+            return fail(ld, f[HASH_KEY].key, "%s: applies only to balance: hash", what);
+        if (load_hash_key(ld, f[HASH_KEY].val, what, u) != PT_OK)
+            return PT_ERR;
+    }
+    if (f[STICKY].val) {
+        if (!sticky)
+            return fail(ld, f[STICKY].key, "%s: applies only to balance: sticky",
+                        sub(what, sizeof(what), where, "sticky"));
+        if (load_sticky(ld, f[STICKY].val, where, &u->sticky) != PT_OK)
+            return PT_ERR;
+    }
+    if (sticky)
+        config_sticky_enable(u);
+    if (f[HEALTH].val && load_health(ld, f[HEALTH].val, where, &u->health) != PT_OK)
+        return PT_ERR;
+    if (f[OUTLIER].val && load_outlier(ld, f[OUTLIER].val, where, &u->outlier) != PT_OK)
+        return PT_ERR;
+    if (f[QUEUE].val && load_queue(ld, f[QUEUE].val, where, u) != PT_OK)
+        return PT_ERR;
+    if (f[RETRY_BUDGET].val && load_retry_budget(ld, f[RETRY_BUDGET].val, where, u) != PT_OK)
+        return PT_ERR;
     if (f[KEEPALIVE].val &&
         want_u32(ld, f[KEEPALIVE].val, sub(what, sizeof(what), where, "keepalive"), 0, 100000,
                  &u->keepalive) != PT_OK)
@@ -906,11 +1373,66 @@ load_match(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
     return PT_OK;
 }
 
+/* proxy.retry_on: a list (or one) of the six conditions; [] retries nothing. */
+static int
+load_retry_on(struct ld *ld, yaml_node_t *n, const char *what, struct route *r)
+{
+    static const char *const names[] = {"connect_failure", "reset", "timeout", "502", "503", "504"};
+    static const uint32_t bits[] = {RETRY_ON_CONNECT_FAILURE,
+                                    RETRY_ON_RESET,
+                                    RETRY_ON_TIMEOUT,
+                                    RETRY_ON_502,
+                                    RETRY_ON_503,
+                                    RETRY_ON_504};
+    bool list = n->type == YAML_SEQUENCE_NODE;
+    size_t count = list ? seq_len(n) : 1;
+
+    r->retry_on = 0;
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *it = list ? seq_at(ld, n, i) : n;
+        const char *s, *hint;
+        size_t k;
+
+        if (want_str(ld, it, what, &s) != PT_OK)
+            return PT_ERR;
+        for (k = 0; k < PT_ARRAY_LEN(names); k++)
+            if (strcmp(s, names[k]) == 0)
+                break;
+        if (k < PT_ARRAY_LEN(names)) {
+            r->retry_on |= bits[k];
+            continue;
+        }
+        /* No hint for numbers: "500" is not a near miss of "502". */
+        hint = s[0] >= '0' && s[0] <= '9' ? NULL : config_suggest(s, names, PT_ARRAY_LEN(names));
+        if (hint)
+            return fail(ld, it, "%s: unknown condition \"%s\", did you mean \"%s\"?", what, s,
+                        hint);
+        return fail(ld, it,
+                    "%s: unknown condition \"%s\" (expected connect_failure, reset, timeout, 502, "
+                    "503 or 504)",
+                    what, s);
+    }
+    return PT_OK;
+}
+
 static int
 load_proxy(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
 {
-    enum { UPSTREAM, STRIP_PREFIX, ADD_PREFIX, HOST, NKEYS };
-    static const char *const keys[] = {"upstream", "strip_prefix", "add_prefix", "host"};
+    enum {
+        UPSTREAM,
+        STRIP_PREFIX,
+        ADD_PREFIX,
+        HOST,
+        RETRIES,
+        RETRY_ON,
+        RETRY_BODY_LIMIT,
+        TRY_TIMEOUT,
+        TIMEOUT,
+        NKEYS
+    };
+    static const char *const keys[] = {
+        "upstream", "strip_prefix",     "add_prefix",  "host",   "retries",
+        "retry_on", "retry_body_limit", "try_timeout", "timeout"};
     struct config *c = ld->c;
     struct field f[NKEYS] = {{NULL, NULL}};
     char where[200], what[240];
@@ -973,6 +1495,27 @@ load_proxy(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
         else if (strcmp(s, "preserve") != 0)
             r->host_rewrite = pt_strdup(s);
     }
+    if (f[RETRIES].val && want_u32(ld, f[RETRIES].val, sub(what, sizeof(what), where, "retries"), 0,
+                                   10, &r->retries) != PT_OK)
+        return PT_ERR;
+    if (f[RETRY_ON].val &&
+        load_retry_on(ld, f[RETRY_ON].val, sub(what, sizeof(what), where, "retry_on"), r) != PT_OK)
+        return PT_ERR;
+    if (f[RETRY_BODY_LIMIT].val) {
+        uint64_t v;
+        if (want_size(ld, f[RETRY_BODY_LIMIT].val,
+                      sub(what, sizeof(what), where, "retry_body_limit"), 0, 1u << 20, &v) != PT_OK)
+            return PT_ERR;
+        r->retry_body_limit = (uint32_t)v;
+    }
+    if (f[TRY_TIMEOUT].val &&
+        want_duration(ld, f[TRY_TIMEOUT].val, sub(what, sizeof(what), where, "try_timeout"), false,
+                      &r->try_timeout_ms) != PT_OK)
+        return PT_ERR;
+    if (f[TIMEOUT].val &&
+        want_duration(ld, f[TIMEOUT].val, sub(what, sizeof(what), where, "timeout"), true,
+                      &r->timeout_ms) != PT_OK)
+        return PT_ERR;
     return PT_OK;
 }
 
@@ -1170,8 +1713,7 @@ load_route(struct ld *ld, yaml_node_t *n, size_t index, struct route *r)
     yaml_node_t *action = NULL;
 
     pathf(auto_name, sizeof(auto_name), "routes[%zu]", index);
-    r->redirect_status = 302;
-    r->respond_status = 200;
+    config_route_defaults(r);
     if (n->type != YAML_MAPPING_NODE)
         return fail(ld, n, "%s: expected a mapping, got %s", auto_name, kind(n));
     if (fields(ld, n, auto_name, keys, NKEYS, f) != PT_OK)
@@ -1260,11 +1802,10 @@ implicit_route(struct config *c)
     c->routes = pt_calloc(1, sizeof(*c->routes));
     c->nroutes = 1;
     r = &c->routes[0];
+    config_route_defaults(r);
     r->name = pt_strdup("default");
     r->action = ROUTE_PROXY;
     r->upstream = &c->upstreams[0];
-    r->redirect_status = 302;
-    r->respond_status = 200;
 }
 
 /* ---- document ---- */
@@ -1283,11 +1824,12 @@ load_root(struct ld *ld, yaml_node_t *root)
         HIDE_HEADERS,
         ACCESS_LOG,
         ERROR_LOG,
+        ADMIN,
         NKEYS
     };
-    static const char *const keys[] = {"workers",    "listen",   "timeouts",      "limits",
-                                       "upstreams",  "routes",   "proxy_headers", "hide_headers",
-                                       "access_log", "error_log"};
+    static const char *const keys[] = {"workers",    "listen",    "timeouts",      "limits",
+                                       "upstreams",  "routes",    "proxy_headers", "hide_headers",
+                                       "access_log", "error_log", "admin"};
     struct field f[NKEYS];
 
     if (!root)
@@ -1301,6 +1843,8 @@ load_root(struct ld *ld, yaml_node_t *root)
     if (!f[LISTEN].val)
         return fail(ld, root, "missing required key \"listen\"");
     if (load_listen(ld, f[LISTEN].val) != PT_OK)
+        return PT_ERR;
+    if (f[ADMIN].val && load_admin(ld, f[ADMIN].val) != PT_OK)
         return PT_ERR;
     if (f[TIMEOUTS].val && load_timeouts(ld, f[TIMEOUTS].val) != PT_OK)
         return PT_ERR;

@@ -63,7 +63,7 @@ struct lb_pool {
     uint32_t nprimary; /* servers that are not backups */
     uint32_t *maglev;  /* BALANCE_HASH: lookup table of server indexes, maglev_size entries */
     uint32_t maglev_size;
-    atomic_uint queued;                 /* requests waiting for a max_conns slot, all workers */
+    atomic_uint queued;                  /* requests waiting for a max_conns slot, all workers */
     atomic_uint_fast64_t queue_timeouts; /* waits that ended in 503 */
     atomic_uint_fast64_t no_server;      /* requests answered 503: no usable server */
     atomic_uint_fast64_t retries_total;
@@ -77,9 +77,10 @@ struct lb {
     int64_t started_us;
 };
 
-/* Per-worker balancing state for one pool: round-robin positions. */
+/* Per-worker balancing state for one pool: round-robin positions and scratch. */
 struct lb_local {
     int64_t *current; /* smooth weighted round-robin, one per server */
+    uint8_t *ok;      /* scratch: servers a pick may choose */
     uint64_t rng[2];
 };
 
@@ -92,10 +93,10 @@ void lb_local_fini(struct lb_local *l);
 
 /* What a pick knows about the request. */
 struct lb_request {
-    uint64_t hash;      /* BALANCE_HASH: hash of the key (lb_hash_bytes) */
-    bool has_hash;      /* false: the key was missing; round-robin instead */
-    int sticky;         /* server index named by a valid sticky cookie, or -1 */
-    uint64_t tried;     /* bit (i % 64): server i was tried for this request already */
+    uint64_t hash;  /* BALANCE_HASH: hash of the key (lb_hash_bytes) */
+    bool has_hash;  /* false: the key was missing; round-robin instead */
+    int sticky;     /* server index named by a valid sticky cookie, or -1 */
+    uint64_t tried; /* bit (i % 64): server i was tried for this request already */
 };
 
 enum {
@@ -113,11 +114,11 @@ bool lb_usable(const struct lb_server *s, int64_t now_us);
 
 /* Outcome of one try, for passive health and the latency average. */
 enum lb_outcome {
-    LB_OK = 0,          /* a response head arrived (status given to lb_end) */
-    LB_CONNECT_FAILED,  /* refused, unreachable, connect timeout */
-    LB_RESET,           /* reset or closed before a complete response head */
-    LB_TIMEOUT,         /* no response head in time */
-    LB_ABORTED,         /* ended for a reason that says nothing about the server (client left) */
+    LB_OK = 0,         /* a response head arrived (status given to lb_end) */
+    LB_CONNECT_FAILED, /* refused, unreachable, connect timeout */
+    LB_RESET,          /* reset or closed before a complete response head */
+    LB_TIMEOUT,        /* no response head in time */
+    LB_ABORTED,        /* ended for a reason that says nothing about the server (client left) */
 };
 
 /* A try starts on <s> (counts in flight and requests). */

@@ -25,6 +25,7 @@
 #define LINGER_MS      2000     /* reading what a client still sends after an error reply */
 #define META_CAP       2048     /* request line, Host, Referer, User-Agent kept for the log */
 #define REQUEST_ID_MAX 128
+#define WAIT_POLL_MS   5 /* requests waiting for max_conns look for a free slot this often */
 
 enum client_state {
     CS_IDLE = 0, /* between requests (or new): keep-alive or header timer */
@@ -32,6 +33,7 @@ enum client_state {
     CS_ACTIVE,   /* an exchange runs */
     CS_TUNNEL,   /* upgraded: bytes both ways */
     CS_LINGER,   /* error reply flushed, write side shut; draining input before close */
+    CS_WAIT,     /* its request waits for a max_conns slot (head kept unparsed in rbuf) */
     CS_CLOSED,
 };
 
@@ -50,6 +52,10 @@ struct client {
     bool in_head; /* run_head is on the stack: it picks up the next pipelined request */
     bool queued;  /* on the worker's run-again list */
     struct client *rerun_next;
+    struct client *wait_next, *wait_prev; /* CS_WAIT: the pool's waiting list */
+    struct upool *wait_pool;              /* counted in its queue (waiting or being retried) */
+    uint64_t wait_until_ms;               /* queue timeout, loop clock */
+    bool wait_expired;                    /* the queue timeout passed: 503 unless a slot is free */
     uint8_t peer_len;
     sa_family_t family;
     char peer[48];
@@ -67,8 +73,11 @@ struct pipe {
     uint64_t remaining; /* H1_BODY_LENGTH: bytes not yet taken */
     uint64_t span;      /* body bytes at the front of the source buffer ready to go out */
     uint64_t chunk_left;
-    uint64_t total; /* body bytes written out */
-    uint64_t limit; /* 0 = none */
+    uint64_t total;    /* body bytes written out */
+    uint64_t limit;    /* 0 = none */
+    struct buf *keep;  /* when set: every byte written is also kept here (request replay) */
+    uint32_t keep_max; /* keeping stops (keep_lost) past this many bytes */
+    bool keep_lost;
     struct chunked_dec dec;
 };
 
@@ -81,7 +90,7 @@ struct exchange {
     struct upool_server *srv;
     enum http_method method;
     uint8_t version_minor;
-    uint8_t attempts;
+    uint8_t retries;   /* retries on other servers done (route proxy.retries bounds them) */
     bool req_close;    /* the client does not want to keep the connection */
     bool upgrade;      /* the request asks for a protocol upgrade */
     bool replayable;   /* nothing but the head went up: may be resent on a fresh connection */
@@ -90,7 +99,15 @@ struct exchange {
     bool local;        /* answered by Portico itself */
     bool tunnel;
     bool up_reusable;
-    bool retried; /* the one retry on a fresh connection is spent */
+    bool retried;         /* the free retry after a stale keep-alive connection is spent */
+    bool set_cookie;      /* sticky: the response names the chosen server in a cookie */
+    bool replay_body;     /* the request body is kept (x->replay) so it can be sent again */
+    uint32_t retry_after; /* a local 503 says Retry-After */
+    struct lb_request lbr;
+    struct lb_server *try_srv; /* the try in progress was counted by lb_begin */
+    uint64_t t_try_us, t_head_us;
+    uint64_t deadline_us; /* proxy.timeout: response head due by then; 0 none */
+    struct buf replay;    /* head and body bytes sent on the current connection */
     uint32_t head_len;
     struct pipe req, resp;
     int status;
@@ -110,6 +127,8 @@ static void x_run(struct exchange *x);
 static void x_fail(struct exchange *x, int status);
 static void x_abort(struct exchange *x, int status);
 static void client_queue(struct client *c);
+static void wait_unlink(struct client *c);
+static void wait_resume(struct client *c, bool expired);
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -407,6 +426,15 @@ pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, in
         *written += (uint64_t)r;
         size_t k = (size_t)r;
         uint32_t a = (uint32_t)PT_MIN(k, (size_t)out->len);
+        if (p->keep && !p->keep_lost) {
+            if (p->keep->len + (uint64_t)r > p->keep_max) {
+                p->keep_lost = true;
+                buf_release(p->keep, &w->bufs);
+            } else {
+                buf_append(p->keep, &w->bufs, buf_data(out), a);
+                buf_append(p->keep, &w->bufs, buf_data(src), (uint32_t)(k - a));
+            }
+        }
         buf_consume(out, a);
         k -= a;
         if (k) {
@@ -466,6 +494,11 @@ queue_simple(struct client *c, struct exchange *x, int status, const char *ctype
         append_field(b, w, "Location", 8, location, strlen(location));
     if (status == 405)
         APPEND_LIT(b, w, "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n");
+    if (x && x->retry_after && status == 503) {
+        APPEND_LIT(b, w, "Retry-After: ");
+        append_u64(b, w, x->retry_after);
+        APPEND_LIT(b, w, "\r\n");
+    }
     if (x && x->rid_len)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
     if (x && x->route && status < 500) {
@@ -525,6 +558,12 @@ client_close(struct client *c)
     struct worker *w = c->w;
     if (c->state == CS_CLOSED)
         return;
+    if (c->state == CS_WAIT)
+        wait_unlink(c);
+    if (c->wait_pool) {
+        atomic_fetch_sub_explicit(&c->wait_pool->lb->queued, 1, memory_order_relaxed);
+        c->wait_pool = NULL;
+    }
     c->state = CS_CLOSED;
     loop_timer_cancel(&w->loop, &c->timer);
     loop_del(&w->loop, &c->io);
@@ -617,6 +656,7 @@ on_client_timer(struct loop_timer *t)
             x_fail(c->x, 408); /* too slow sending its body */
         return;
     case CS_TUNNEL: tunnel_end(c); return;
+    case CS_WAIT: wait_resume(c, true); return;
     default: client_close(c);
     }
 }
@@ -715,6 +755,7 @@ head_ready(struct client *c, const struct config_limits *lim)
 }
 
 static void start_exchange(struct client *c, struct h1_request *r);
+static void set_upstream_timer(struct exchange *x);
 
 static void
 run_head(struct client *c)
@@ -858,9 +899,14 @@ x_new(struct worker *w)
     return x;
 }
 
+static void try_end(struct exchange *x, enum lb_outcome o, int status);
+
 static void
 x_free(struct worker *w, struct exchange *x)
 {
+    if (x->try_srv)
+        try_end(x, LB_ABORTED, 0);
+    buf_release(&x->replay, &w->bufs);
     x->next_free = w->free_x;
     w->free_x = x;
     w->nfree_x++;
@@ -968,6 +1014,8 @@ x_finish(struct exchange *x)
 {
     struct client *c = x->c;
     struct worker *w = c->w;
+    if (x->try_srv)
+        try_end(x, LB_OK, x->status);
     x_log(x);
     if (x->u) {
         struct upconn *u = x->u;
@@ -1021,6 +1069,8 @@ static void
 x_abort(struct exchange *x, int status)
 {
     struct client *c = x->c;
+    if (x->try_srv)
+        try_end(x, x->t_head_us ? LB_OK : LB_ABORTED, x->status);
     if (x->u) {
         upconn_close(x->u);
         x->u = NULL;
@@ -1039,6 +1089,8 @@ static void
 x_fail(struct exchange *x, int status)
 {
     struct client *c = x->c;
+    if (x->try_srv)
+        try_end(x, x->t_head_us ? LB_OK : LB_ABORTED, x->status);
     if (x->u) {
         upconn_close(x->u);
         x->u = NULL;
@@ -1272,6 +1324,209 @@ write_request_head(struct exchange *x, const struct h1_request *r)
     APPEND_LIT(b, w, "\r\n");
 }
 
+/* ------------------------------------------------------------------ balancing inputs */
+
+/* Finds cookie <name> in the request's Cookie fields (RFC 6265 5.4: "a=b; c=d"). */
+static bool
+cookie_get(const struct h1_request *r, const char *name, const char **v, uint32_t *vl)
+{
+    size_t nl = strlen(name);
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        if (f->name_len != 6 || !http_name_eq(f->name, 6, "cookie"))
+            continue;
+        const char *p = f->value, *end = f->value + f->value_len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *pair = p;
+            while (p < end && *p != ';')
+                p++;
+            const char *eq = memchr(pair, '=', (size_t)(p - pair));
+            if (eq && (size_t)(eq - pair) == nl && memcmp(pair, name, nl) == 0) {
+                const char *vs = eq + 1, *ve = p;
+                while (ve > vs && ve[-1] == ' ')
+                    ve--;
+                if (ve - vs >= 2 && vs[0] == '"' && ve[-1] == '"') {
+                    vs++;
+                    ve--;
+                }
+                *v = vs;
+                *vl = (uint32_t)(ve - vs);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* What the pool's balancer needs from the request: the hash key, the sticky server. */
+static void
+balance_key(struct exchange *x, const struct h1_request *r)
+{
+    const struct config_upstream *up = x->pool->up;
+    x->lbr = (struct lb_request){.sticky = -1};
+    if (up->sticky.enabled) {
+        const char *v;
+        uint32_t vl;
+        if (cookie_get(r, up->sticky.cookie, &v, &vl) && vl == 16) {
+            for (uint32_t i = 0; i < x->pool->nservers; i++) {
+                if (memcmp(x->pool->servers[i].ls->token, v, 16) == 0) {
+                    x->lbr.sticky = (int)i;
+                    break;
+                }
+            }
+        }
+    }
+    if (up->balance != BALANCE_HASH)
+        return;
+    const char *k = NULL;
+    uint32_t kl = 0;
+    switch (up->hash_key) {
+    case HASH_KEY_CLIENT_IP:
+        k = x->c->peer;
+        kl = x->c->peer_len;
+        break;
+    case HASH_KEY_URI:
+        k = r->target;
+        kl = r->target_len;
+        break;
+    case HASH_KEY_PATH:
+        k = r->path ? r->path : r->target;
+        kl = r->path ? r->path_len : r->target_len;
+        if (memchr(k, '?', kl))
+            kl = (uint32_t)((const char *)memchr(k, '?', kl) - k);
+        break;
+    case HASH_KEY_HEADER:
+        for (uint32_t i = 0; i < r->nfields; i++) {
+            const struct http_field *f = &r->fields[i];
+            if (http_name_eq(f->name, f->name_len, up->hash_key_name)) {
+                k = f->value;
+                kl = f->value_len;
+                break;
+            }
+        }
+        break;
+    case HASH_KEY_COOKIE:
+        if (!cookie_get(r, up->hash_key_name, &k, &kl))
+            k = NULL;
+        break;
+    }
+    if (k && kl) {
+        x->lbr.hash = lb_hash_bytes(k, kl);
+        x->lbr.has_hash = true;
+    }
+}
+
+/* ------------------------------------------------------------------ max_conns queue */
+
+static void
+wait_unlink(struct client *c)
+{
+    struct upool *p = c->wait_pool;
+    if (c->wait_prev)
+        c->wait_prev->wait_next = c->wait_next;
+    else
+        p->waiting_c = c->wait_next;
+    if (c->wait_next)
+        c->wait_next->wait_prev = c->wait_prev;
+    else
+        p->waiting_tail_c = c->wait_prev;
+    c->wait_next = c->wait_prev = NULL;
+    p->nwaiting--;
+    c->w->nwaiting--;
+}
+
+/* Every usable server of <pool> is at max_conns: the request waits (its head stays unparsed
+ * in rbuf) when the pool's queue has room. A request that already waited goes back to the
+ * front with its original deadline. Returns false when it cannot wait. */
+static bool
+client_wait(struct client *c, struct exchange *x, struct upool *pool)
+{
+    struct worker *w = c->w;
+    const struct config_upstream *up = pool->up;
+    bool again = c->wait_pool != NULL;
+    if (!again) {
+        if (!up->queue_size)
+            return false;
+        unsigned q = atomic_fetch_add_explicit(&pool->lb->queued, 1, memory_order_relaxed);
+        if (q >= up->queue_size) {
+            atomic_fetch_sub_explicit(&pool->lb->queued, 1, memory_order_relaxed);
+            return false;
+        }
+        c->wait_pool = pool;
+        c->wait_until_ms = w->loop.now_ms + up->queue_timeout_ms;
+    }
+    c->requests--;
+    x_free(w, x);
+    c->x = NULL;
+    c->state = CS_WAIT;
+    if (again) {
+        c->wait_prev = NULL;
+        c->wait_next = pool->waiting_c;
+        if (pool->waiting_c)
+            pool->waiting_c->wait_prev = c;
+        else
+            pool->waiting_tail_c = c;
+        pool->waiting_c = c;
+    } else {
+        c->wait_next = NULL;
+        c->wait_prev = pool->waiting_tail_c;
+        if (pool->waiting_tail_c)
+            pool->waiting_tail_c->wait_next = c;
+        else
+            pool->waiting_c = c;
+        pool->waiting_tail_c = c;
+    }
+    pool->nwaiting++;
+    w->nwaiting++;
+    uint64_t left = c->wait_until_ms > w->loop.now_ms ? c->wait_until_ms - w->loop.now_ms : 0;
+    client_set_timer(c, left);
+    if (!loop_timer_armed(&w->wait_poll))
+        loop_timer_set(&w->loop, &w->wait_poll, WAIT_POLL_MS);
+    return true;
+}
+
+/* The waiting request goes through routing and balancing again. */
+static void
+wait_resume(struct client *c, bool expired)
+{
+    wait_unlink(c);
+    c->wait_expired = expired;
+    c->state = CS_HEAD;
+    c->readable = true;
+    run_head(c);
+}
+
+/* Gives waiting requests a chance at a slot: after a try ended on this worker, and every few
+ * milliseconds while any wait (slots freed by other workers). Stops at the first that has to
+ * wait again. */
+void
+exchange_kick_waiting(struct worker *w)
+{
+    w->kick_waiting = false;
+    for (uint32_t i = 0; i < w->cfg->nupstreams && w->nwaiting; i++) {
+        struct upool *p = &w->pools[i];
+        uint32_t n = p->nwaiting;
+        while (n-- && p->waiting_c) {
+            struct client *c = p->waiting_c;
+            wait_resume(c, false);
+            if (c->state == CS_WAIT)
+                break;
+        }
+    }
+}
+
+void
+exchange_on_wait_poll(struct loop_timer *t)
+{
+    struct worker *w = PT_CONTAINER_OF(t, struct worker, wait_poll);
+    if (w->nwaiting) {
+        w->kick_waiting = true;
+        loop_timer_set(&w->loop, t, WAIT_POLL_MS);
+    }
+}
+
 static void
 start_exchange(struct client *c, struct h1_request *r)
 {
@@ -1397,8 +1652,37 @@ start_exchange(struct client *c, struct h1_request *r)
     /* proxy */
     /* Upgrade is an HTTP/1.1 mechanism; a 1.0 request's Upgrade is dropped (RFC 9110 7.8). */
     x->upgrade = r->has_upgrade && (r->conn_flags & H1_CONN_UPGRADE) && r->version_minor == 1;
-    x->pool = &w->pools[rt->upstream->index];
-    x->srv = upool_pick(x->pool, NULL);
+    struct upool *pool = &w->pools[rt->upstream->index];
+    x->pool = pool;
+    balance_key(x, r);
+    if (!c->wait_pool)
+        lb_budget_request(pool->lb, (int64_t)x->t_start_us);
+    int idx = lb_pick(pool->lb, &pool->local, &x->lbr, (int64_t)x->t_start_us);
+    if (idx == LB_FULL && !c->wait_expired && client_wait(c, x, pool))
+        return; /* the head stays in rbuf; parsed again when a slot frees */
+    if (c->wait_pool) {
+        atomic_fetch_sub_explicit(&c->wait_pool->lb->queued, 1, memory_order_relaxed);
+        c->wait_pool = NULL;
+    }
+    if (idx < 0) {
+        buf_consume(&c->rbuf, head_len);
+        if (idx == LB_NONE) {
+            atomic_fetch_add_explicit(&pool->lb->no_server, 1, memory_order_relaxed);
+            x->retry_after = lb_retry_after(pool->lb, (int64_t)x->t_start_us);
+        } else {
+            if (c->wait_expired)
+                atomic_fetch_add_explicit(&pool->lb->queue_timeouts, 1, memory_order_relaxed);
+            x->retry_after = 1;
+        }
+        c->wait_expired = false;
+        x_error_local(x, 503);
+        return;
+    }
+    c->wait_expired = false;
+    x->srv = &pool->servers[idx];
+    x->set_cookie = pool->up->sticky.enabled && x->lbr.sticky != idx;
+    if (rt->timeout_ms)
+        x->deadline_us = x->t_start_us + (uint64_t)rt->timeout_ms * 1000u;
     /* The head leaves the buffer now (its bytes stay where they are until the next read,
      * which comes after write_request_head), so a failure answered at once cannot serve
      * the same request again. */
@@ -1408,14 +1692,91 @@ start_exchange(struct client *c, struct h1_request *r)
     write_request_head(x, r);
     x->head_len = x->u->wbuf.len;
     x->replayable = true;
+    if (body != H1_BODY_NONE && rt->retries && rt->retry_body_limit &&
+        (body == H1_BODY_CHUNKED || (uint64_t)r->content_length <= rt->retry_body_limit)) {
+        /* Small enough to keep: every byte sent is kept, so another server can get it all.
+         * Chunked framing gets some room beyond the body limit. */
+        x->replay_body = true;
+        x->req.keep = &x->replay;
+        x->req.keep_max = x->head_len + rt->retry_body_limit +
+                          (body == H1_BODY_CHUNKED ? rt->retry_body_limit / 8 + 1024 : 0);
+    }
     if (r->expect_continue && !x->req.done && x->version_minor == 1 && c->rbuf.len == 0)
         APPEND_LIT(&c->wbuf, w, "HTTP/1.1 100 Continue\r\n\r\n");
     x->t_up_us = loop_clock_us();
     x_run(x);
 }
 
-/* Gets a connection to x->srv: an idle one unless <fresh>, else a new connect. On failure to
- * even start a connect (other servers are tried), answers 502 and returns PT_ERR. */
+/* The try on x->srv begins: counted in flight for the balancers. */
+static void
+try_begin(struct exchange *x)
+{
+    x->try_srv = x->srv->ls;
+    x->t_try_us = loop_clock_us();
+    x->t_head_us = 0;
+    lb_begin(x->try_srv);
+    x->lbr.tried |= 1ull << (x->srv->ls->index & 63);
+}
+
+/* The try ends: its outcome feeds the latency average and passive health, and a slot of
+ * max_conns frees (requests waiting on this worker get a chance at the end of the turn). */
+static void
+try_end(struct exchange *x, enum lb_outcome o, int status)
+{
+    struct lb_server *s = x->try_srv;
+    if (!s)
+        return;
+    x->try_srv = NULL;
+    uint64_t now = loop_clock_us();
+    uint64_t lat = (x->t_head_us ? x->t_head_us : now) - x->t_try_us;
+    lb_end(s, o, status, lat, (int64_t)now);
+    if (x->pool->nwaiting)
+        x->c->w->kick_waiting = true;
+}
+
+static enum lb_outcome
+outcome_of(uint32_t kind)
+{
+    switch (kind) {
+    case RETRY_ON_CONNECT_FAILURE: return LB_CONNECT_FAILED;
+    case RETRY_ON_RESET: return LB_RESET;
+    case RETRY_ON_TIMEOUT: return LB_TIMEOUT;
+    default: return LB_OK;
+    }
+}
+
+/* Whether the bytes sent on the current connection can all be sent again. */
+static bool
+can_replay(const struct exchange *x)
+{
+    if (!x->replayable)
+        return false;
+    if (x->replay_body)
+        return !x->req.keep_lost;
+    /* Without a kept body only the head can go again: it is intact at the start of the
+     * connection's write buffer as long as no body byte or framing was queued after it. */
+    return !x->req.framed && x->req.total == 0;
+}
+
+/* Whether a failed try may go again on another server (the budget aside). */
+static bool
+retry_allowed(const struct exchange *x, uint32_t kind)
+{
+    const struct route *rt = x->route;
+    if (!rt || x->resp_started || !(rt->retry_on & kind) || x->retries >= rt->retries)
+        return false;
+    if (x->deadline_us && loop_clock_us() >= x->deadline_us)
+        return false;
+    /* A request that may have reached the server goes again only when repeating it is safe
+     * (RFC 9110 9.2.2); one that never left (connect failed) always may. */
+    if (kind != RETRY_ON_CONNECT_FAILURE && x->head_sent && !method_idempotent(x->method))
+        return false;
+    return true;
+}
+
+/* Gets a connection to x->srv: an idle one unless <fresh>, else a new connect. When a socket
+ * cannot even be created or the connect fails at once, other servers are tried as retries
+ * allow. On failure answers (502/503) and returns PT_ERR. */
 static int
 connect_upstream(struct exchange *x, bool fresh)
 {
@@ -1427,58 +1788,98 @@ connect_upstream(struct exchange *x, bool fresh)
         if (u)
             break;
         log_warn("upstream %s: connect: %s", x->srv->addr_text, strerror(errno));
-        if (++x->attempts >= PT_MIN(2u, x->pool->nservers)) {
+        try_begin(x);
+        try_end(x, LB_CONNECT_FAILED, 0);
+        int idx = -1;
+        if (retry_allowed(x, RETRY_ON_CONNECT_FAILURE) &&
+            lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us())) {
+            x->retries++;
+            idx = lb_pick(x->pool->lb, &x->pool->local, &x->lbr, (int64_t)loop_clock_us());
+        }
+        if (idx < 0) {
             x_error_local(x, 502);
             return PT_ERR;
         }
-        x->srv = upool_pick(x->pool, x->srv);
+        x->srv = &x->pool->servers[idx];
+        x->set_cookie = x->pool->up->sticky.enabled && x->lbr.sticky != idx;
     }
     u->x = x;
     x->u = u;
     x->up_reusable = false;
+    try_begin(x);
     if (u->state == UC_CONNECTING)
         loop_timer_set(&w->loop, &u->timer, cfg->timeouts.upstream_connect_ms);
     else
-        loop_timer_set(&w->loop, &u->timer, cfg->timeouts.upstream_header_ms);
+        set_upstream_timer(x);
     u->requests++;
     return PT_OK;
 }
 
-/* Retries the request on a fresh connection (another server when there is one). Only when
- * nothing but the head went out and no response byte came back. Returns PT_OK when a retry
- * started. */
+/* Sends the request again after a failed try of <kind>: on a fresh connection to the same
+ * server when a reused keep-alive connection turned out dead (once, free), otherwise on
+ * another server as proxy.retries, retry_on, the deadline and the pool's retry budget allow.
+ * <status> is the response status for the 502/503/504 kinds. Returns PT_OK when the new try
+ * started (or was answered), PT_ERR when the caller must fail the exchange. */
 static int
-x_retry(struct exchange *x, bool other_server)
+x_retry(struct exchange *x, uint32_t kind, int status)
 {
     struct upconn *old = x->u;
-    if (x->retried || !x->replayable || x->req.framed || x->req.total || old->rbuf.len)
-        return PT_ERR;
-    /* A request that may have reached the server is resent only when repeating it is safe
-     * (RFC 9110 9.2.2). */
-    if (x->head_sent && !method_idempotent(x->method))
-        return PT_ERR;
-    x->retried = true;
-    /* The head is still intact at the start of the old write buffer (buf_consume keeps
-     * bytes, and nothing was appended after it). */
     struct worker *w = x->c->w;
-    struct buf head = old->wbuf;
-    old->wbuf = (struct buf){0};
-    head.off = 0;
-    head.len = x->head_len;
+    if (!old || !can_replay(x) || x->resp_started)
+        return PT_ERR;
+    if (x->head_sent && !method_idempotent(x->method) && kind != RETRY_ON_CONNECT_FAILURE)
+        return PT_ERR;
+    bool stale = kind == RETRY_ON_RESET && old->reused && !x->retried;
+    if (stale) {
+        /* the server closed an idle connection as we reused it: not the server's fault */
+        x->retried = true;
+        try_end(x, LB_ABORTED, 0);
+    } else {
+        if (!retry_allowed(x, kind) || !lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us()))
+            return PT_ERR;
+        try_end(x, outcome_of(kind), status);
+        int idx = lb_pick(x->pool->lb, &x->pool->local, &x->lbr, (int64_t)loop_clock_us());
+        if (idx < 0)
+            return PT_ERR;
+        x->retries++;
+        log_info("upstream %s: retrying on %s", x->pool->up->name, x->pool->servers[idx].addr_text);
+        x->srv = &x->pool->servers[idx];
+        x->set_cookie = x->pool->up->sticky.enabled && x->lbr.sticky != idx;
+    }
+    /* What goes to the new connection: everything sent on the old one (the head, or the
+     * kept head and body), then what was queued and not yet written. */
+    struct buf again = {0};
+    if (x->replay_body) {
+        again = x->replay;
+        x->replay = (struct buf){0};
+        if (old->wbuf.len)
+            buf_append(&again, &w->bufs, buf_data(&old->wbuf), old->wbuf.len);
+    } else {
+        buf_append(&again, &w->bufs, old->wbuf.base, x->head_len);
+    }
     x->u = NULL;
     old->x = NULL;
     upconn_close(old);
-    if (other_server && x->pool->nservers > 1)
-        x->srv = upool_pick(x->pool, x->srv);
     if (connect_upstream(x, true) != PT_OK) {
-        buf_release(&head, &w->bufs);
-        return PT_OK; /* answered 502 */
+        buf_release(&again, &w->bufs);
+        return PT_OK; /* answered */
     }
-    buf_append(&x->u->wbuf, &w->bufs, head.base, head.len);
-    buf_release(&head, &w->bufs);
+    buf_release(&x->u->wbuf, &w->bufs);
+    x->u->wbuf = again;
     x->head_sent = false;
     x_run(x);
     return PT_OK;
+}
+
+/* A try failed with <kind>: retried when allowed, else recorded and answered <fail_status>. */
+static void
+x_up_fail(struct exchange *x, uint32_t kind, int fail_status)
+{
+    if (x_retry(x, kind, 0) == PT_OK)
+        return;
+    if (x->try_srv && !x->t_head_us)
+        try_end(x, outcome_of(kind), 0);
+    x_fail(x, fail_status);
 }
 
 /* ------------------------------------------------------------------ response head */
@@ -1572,6 +1973,19 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
     }
     if (x->rid_len && h->status >= 200)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
+    if (x->set_cookie && h->status >= 200) {
+        const struct config_sticky *st = &x->pool->up->sticky;
+        APPEND_LIT(b, w, "Set-Cookie: ");
+        append_str(b, w, st->cookie);
+        APPEND_LIT(b, w, "=");
+        append(b, w, x->srv->ls->token, 16);
+        APPEND_LIT(b, w, "; Path=/; HttpOnly");
+        if (st->max_age) {
+            APPEND_LIT(b, w, "; Max-Age=");
+            append_u64(b, w, st->max_age);
+        }
+        APPEND_LIT(b, w, "\r\n");
+    }
     if (rules && h->status >= 200)
         append_rules(b, w, rules);
     APPEND_LIT(b, w, "\r\n");
@@ -1608,7 +2022,17 @@ on_response_head(struct exchange *x)
             x_fail(x, 502);
             return PT_ERR;
         }
+        if (h.status >= 502 && h.status <= 504 && !x->upgrade) {
+            uint32_t kind = h.status == 502   ? RETRY_ON_502
+                            : h.status == 503 ? RETRY_ON_503
+                                              : RETRY_ON_504;
+            /* Only for methods that may be repeated (retry_allowed): the server did see it. */
+            if (x_retry(x, kind, h.status) == PT_OK)
+                return PT_ERR; /* a new try runs */
+        }
         x->replayable = false;
+        if (h.status >= 200 || h.status == 101)
+            x->t_head_us = loop_clock_us();
         if (h.status < 200) {
             if (h.status == 101) {
                 if (!x->upgrade) {
@@ -1673,15 +2097,21 @@ set_upstream_timer(struct exchange *x)
     const struct config_timeouts *t = &x->c->w->cfg->timeouts;
     if (!u)
         return;
-    uint32_t ms;
+    uint64_t ms;
     if (u->state == UC_CONNECTING)
         ms = t->upstream_connect_ms;
     else if (!x->req.done && !u->writable)
         ms = t->upstream_send_ms;
     else if (!x->resp_started)
-        ms = t->upstream_header_ms;
+        ms =
+            x->route && x->route->try_timeout_ms ? x->route->try_timeout_ms : t->upstream_header_ms;
     else
         ms = t->upstream_body_ms;
+    if (x->deadline_us && !x->resp_started) {
+        uint64_t now = loop_clock_us();
+        uint64_t left = x->deadline_us > now ? (x->deadline_us - now + 999) / 1000 : 0;
+        ms = PT_MIN(ms, left);
+    }
     loop_timer_set(&x->c->w->loop, &u->timer, ms);
 }
 
@@ -1720,9 +2150,7 @@ x_run(struct exchange *x)
             getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &err, &el);
             if (err) {
                 log_warn("upstream %s: connect: %s", x->srv->addr_text, strerror(err));
-                if (x_retry(x, true) == PT_OK)
-                    return;
-                x_fail(x, 502);
+                x_up_fail(x, RETRY_ON_CONNECT_FAILURE, 502);
                 return;
             }
             u->state = UC_ACTIVE;
@@ -1753,9 +2181,7 @@ x_run(struct exchange *x)
                     c->close_after = true;
                     x_fail(x, 400);
                 } else {
-                    if (x_retry(x, false) == PT_OK)
-                        return;
-                    x_fail(x, 502);
+                    x_up_fail(x, RETRY_ON_RESET, 502);
                 }
                 return;
             }
@@ -1776,9 +2202,7 @@ x_run(struct exchange *x)
             uint64_t wr = 0;
             int rc = flush_buf(u->io.fd, &u->wbuf, &u->writable, &wr);
             if (rc == PT_ERR) {
-                if (x_retry(x, false) == PT_OK)
-                    return;
-                x_fail(x, 502);
+                x_up_fail(x, RETRY_ON_RESET, 502);
                 return;
             }
             if (wr) {
@@ -1793,10 +2217,8 @@ x_run(struct exchange *x)
             if (u->readable && buf_space(&u->rbuf) + (u->rbuf.base ? 0 : 1) && !u->eof) {
                 ssize_t n = read_into(u->io.fd, &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
                 if (n < 0) {
-                    if (!x->resp_started && x_retry(x, false) == PT_OK)
-                        return;
                     log_warn("upstream %s: read: %s", x->srv->addr_text, strerror(errno));
-                    x_fail(x, 502);
+                    x_up_fail(x, RETRY_ON_RESET, 502);
                     return;
                 }
                 if (n > 0)
@@ -1811,10 +2233,10 @@ x_run(struct exchange *x)
                 if (rc == PT_OK)
                     progress = true;
                 if (rc == PT_EAGAIN && u->eof) {
-                    if (x_retry(x, false) == PT_OK)
-                        return;
-                    log_warn("upstream %s: closed before a complete response", x->srv->addr_text);
-                    x_fail(x, 502);
+                    if (!u->reused || x->retried)
+                        log_warn("upstream %s: closed before a complete response",
+                                 x->srv->addr_text);
+                    x_up_fail(x, RETRY_ON_RESET, 502);
                     return;
                 }
                 if (x->tunnel) {
@@ -1912,12 +2334,20 @@ exchange_on_upstream_timer(struct upconn *u)
         tunnel_end(x->c);
         return;
     }
+    if (x->deadline_us && loop_clock_us() >= x->deadline_us && !x->resp_started) {
+        log_warn("upstream %s: no response within the route's timeout", x->srv->addr_text);
+        x_fail(x, 504);
+        return;
+    }
     if (u->state == UC_CONNECTING) {
         log_warn("upstream %s: connect timed out", x->srv->addr_text);
-        if (x_retry(x, true) == PT_OK)
-            return;
-    } else {
-        log_warn("upstream %s: timed out", x->srv->addr_text);
+        x_up_fail(x, RETRY_ON_CONNECT_FAILURE, 504);
+        return;
+    }
+    log_warn("upstream %s: timed out", x->srv->addr_text);
+    if (!x->resp_started) {
+        x_up_fail(x, RETRY_ON_TIMEOUT, 504);
+        return;
     }
     x_fail(x, 504);
 }
@@ -1942,6 +2372,8 @@ tunnel_end(struct client *c)
 {
     struct exchange *x = c->x;
     x->t_up_end_us = loop_clock_us();
+    if (x->try_srv)
+        try_end(x, LB_OK, 101);
     x_log(x);
     if (x->u)
         upconn_close(x->u);

@@ -22,6 +22,12 @@ void exchange_drain(struct worker *w);
 /* Closes every client connection at once (drain time over, or shutdown). */
 void exchange_close_all(struct worker *w);
 
+/* Gives requests waiting for a max_conns slot a chance (end of turn, when w->kick_waiting). */
+void exchange_kick_waiting(struct worker *w);
+
+/* Timer callback for worker.wait_poll. */
+void exchange_on_wait_poll(struct loop_timer *t);
+
 /* Frees connections closed during this loop turn. */
 void exchange_reap(struct worker *w);
 

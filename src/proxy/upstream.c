@@ -10,19 +10,20 @@
 #include <unistd.h>
 
 void
-upool_init(struct upool *p, const struct config_upstream *up)
+upool_init(struct upool *p, const struct config_upstream *up, struct lb_pool *lb, uint64_t seed)
 {
     p->up = up;
+    p->lb = lb;
+    lb_local_init(&p->local, lb, seed);
     p->nservers = up->nservers;
     p->servers = pt_calloc(up->nservers, sizeof(*p->servers));
-    p->total_weight = 0;
     for (uint32_t i = 0; i < up->nservers; i++) {
         struct upool_server *s = &p->servers[i];
         s->srv = &up->servers[i];
+        s->ls = &lb->servers[i];
         s->pool = p;
-        s->addr_len = (uint32_t)sock_ntop_port((const struct sockaddr *)&s->srv->addr.sa,
-                                               s->addr_text, sizeof(s->addr_text));
-        p->total_weight += s->srv->weight;
+        s->addr_text = s->ls->addr_text;
+        s->addr_len = s->ls->addr_len;
     }
 }
 
@@ -35,24 +36,7 @@ upool_fini(struct upool *p, struct worker *w)
     }
     free(p->servers);
     p->servers = NULL;
-}
-
-struct upool_server *
-upool_pick(struct upool *p, const struct upool_server *avoid)
-{
-    if (p->nservers == 1)
-        return &p->servers[0];
-    struct upool_server *best = NULL;
-    for (uint32_t i = 0; i < p->nservers; i++) {
-        struct upool_server *s = &p->servers[i];
-        s->current += s->srv->weight;
-        if (s == avoid)
-            continue;
-        if (!best || s->current > best->current)
-            best = s;
-    }
-    best->current -= p->total_weight;
-    return best;
+    lb_local_fini(&p->local);
 }
 
 static void

@@ -1,14 +1,17 @@
-/* Upstream pools, per worker: the servers of one configured upstream, a round-robin choice
- * among them (smooth weighted, like nginx), and each server's idle keep-alive connections. */
+/* Upstream pools, per worker: each server's idle keep-alive connections, the worker's balancing
+ * state (lb_local), and the requests waiting for a max_conns slot. The balancing decisions and
+ * the shared counters are in lb/lb.h. */
 #ifndef PT_UPSTREAM_H
 #define PT_UPSTREAM_H
 
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/loop.h"
+#include "lb/lb.h"
 
 struct worker;
 struct exchange;
+struct client;
 
 enum upconn_state { UC_CONNECTING = 0, UC_ACTIVE, UC_IDLE, UC_CLOSED };
 
@@ -29,26 +32,27 @@ struct upconn {
 
 struct upool_server {
     const struct config_server *srv;
+    struct lb_server *ls; /* shared state */
     struct upool *pool;
     struct upconn *idle; /* most recently used first */
     uint32_t nidle;
-    int64_t current; /* smooth weighted round-robin state */
-    char addr_text[64];
+    const char *addr_text; /* ls->addr_text */
     uint32_t addr_len;
 };
 
 struct upool {
     const struct config_upstream *up;
+    struct lb_pool *lb;
+    struct lb_local local;
     struct upool_server *servers;
     uint32_t nservers;
-    int64_t total_weight;
+    struct client *waiting_c, *waiting_tail_c; /* waiting for a max_conns slot, oldest first */
+    uint32_t nwaiting;
 };
 
-void upool_init(struct upool *p, const struct config_upstream *up);
+void upool_init(struct upool *p, const struct config_upstream *up, struct lb_pool *lb,
+                uint64_t seed);
 void upool_fini(struct upool *p, struct worker *w);
-
-/* Picks the next server (smooth weighted round-robin); <avoid> is skipped when another exists. */
-struct upool_server *upool_pick(struct upool *p, const struct upool_server *avoid);
 
 /* Takes an idle connection to <s>, or NULL. */
 struct upconn *upool_take_idle(struct upool_server *s);

@@ -18,7 +18,10 @@ atomic_int worker_stop_requested;
 static void
 on_turn(struct loop *l)
 {
-    exchange_reap(l->data);
+    struct worker *w = l->data;
+    if (w->kick_waiting)
+        exchange_kick_waiting(w);
+    exchange_reap(w);
 }
 
 static void
@@ -67,13 +70,15 @@ on_wake(struct loop *l)
 }
 
 struct worker *
-worker_new(uint32_t id, const struct config *cfg, char *err, size_t errlen)
+worker_new(uint32_t id, const struct config *cfg, struct lb *lb, char *err, size_t errlen)
 {
     struct worker *w = pt_calloc(1, sizeof(*w));
     w->id = id;
     w->cfg = cfg;
+    w->lb = lb;
     w->bufs.max_free = 1024;
     w->housekeeping.cb = on_housekeeping;
+    w->wait_poll.cb = exchange_on_wait_poll;
     if (loop_init(&w->loop) != PT_OK) {
         snprintf(err, errlen, "event loop: %s", strerror(errno));
         free(w);
@@ -112,7 +117,8 @@ worker_new(uint32_t id, const struct config *cfg, char *err, size_t errlen)
     }
     w->pools = pt_calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->pools));
     for (uint32_t i = 0; i < cfg->nupstreams; i++)
-        upool_init(&w->pools[i], &cfg->upstreams[i]);
+        upool_init(&w->pools[i], &cfg->upstreams[i], &lb->pools[i],
+                   w->rng[0] ^ (w->rng[1] + i * 0x9e3779b97f4a7c15ull));
     return w;
 }
 

@@ -16,6 +16,7 @@ struct client;
 struct exchange;
 struct upool;
 struct log_ring;
+struct lb;
 
 struct listener {
     struct loop_io io;
@@ -32,6 +33,7 @@ struct worker {
     uint32_t id;
     pthread_t thread;
     const struct config *cfg;
+    struct lb *lb;
     struct listener *listeners;
     uint32_t nlisteners;
     struct buf_pool bufs;
@@ -47,6 +49,9 @@ struct worker {
     bool draining;
     struct loop_timer drain_timer;
     struct loop_timer housekeeping; /* 1 s: trims cached memory */
+    struct loop_timer wait_poll;    /* while requests wait for max_conns slots */
+    uint32_t nwaiting;              /* such requests on this worker */
+    bool kick_waiting;              /* a slot may have freed: retry waiting requests */
     uint64_t rng[2];                /* xorshift128+ state for request ids */
     struct http_field fields[WORKER_MAX_FIELDS];
     struct http_field rfields[WORKER_MAX_FIELDS];
@@ -57,7 +62,8 @@ extern atomic_int worker_stop_requested;
 
 /* Creates worker <id> with listening sockets for every listen address of <cfg>. Returns NULL
  * with a message in err when a socket cannot be opened. */
-struct worker *worker_new(uint32_t id, const struct config *cfg, char *err, size_t errlen);
+struct worker *worker_new(uint32_t id, const struct config *cfg, struct lb *lb, char *err,
+                          size_t errlen);
 
 /* Starts the worker's thread. */
 int worker_start(struct worker *w);

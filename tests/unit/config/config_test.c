@@ -105,6 +105,7 @@ check_defaults(const struct config *c)
     CHECK(c->access_log_format == LOG_FORMAT_COMBINED);
     CHECK(strcmp(c->error_log, "stderr") == 0);
     CHECK_EQ_INT(c->error_log_level, LOG_INFO);
+    CHECK(c->admin == NULL);
 }
 
 static void
@@ -1175,6 +1176,754 @@ test_cli(void)
     CHECK(strcmp(err, "--workers 5000: expected 1..1024") == 0);
 }
 
+/* ---- balancing, health checks, retries, admin ---- */
+
+#define POOL1 "listen: 127.0.0.1:80\nupstreams:\n  app:\n"
+
+static void
+check_pool_defaults(const struct config_upstream *u)
+{
+    CHECK(u->balance == BALANCE_ROUND_ROBIN);
+    CHECK(u->hash_key == HASH_KEY_CLIENT_IP && u->hash_key_name == NULL);
+    CHECK(!u->sticky.enabled && strcmp(u->sticky.cookie, "portico_server") == 0);
+    CHECK(u->sticky.max_age == 0 && u->sticky.fallback == BALANCE_ROUND_ROBIN);
+    CHECK(!u->health.enabled);
+    CHECK(strcmp(u->health.method, "GET") == 0 && strcmp(u->health.path, "/") == 0);
+    CHECK(u->health.host == NULL && u->health.body == NULL);
+    CHECK(u->health.nexpect == 1 && u->health.expect[0][0] == 200 && u->health.expect[0][1] == 399);
+    CHECK_EQ_INT(u->health.interval_ms, 5000);
+    CHECK_EQ_INT(u->health.timeout_ms, 2000);
+    CHECK_EQ_INT(u->health.jitter_ms, 500);
+    CHECK_EQ_INT(u->health.rise, 2);
+    CHECK_EQ_INT(u->health.fall, 3);
+    CHECK_EQ_INT(u->outlier.consecutive_failures, 5);
+    CHECK_EQ_INT(u->outlier.consecutive_5xx, 0);
+    CHECK_EQ_INT(u->outlier.base_ejection_ms, 10000);
+    CHECK_EQ_INT(u->outlier.max_ejection_ms, 300000);
+    CHECK_EQ_INT(u->outlier.max_ejected_percent, 50);
+    CHECK_EQ_INT(u->queue_size, 0);
+    CHECK_EQ_INT(u->queue_timeout_ms, 5000);
+    CHECK_EQ_INT(u->retry_budget_percent, 20);
+    CHECK_EQ_INT(u->retry_budget_min, 10);
+    for (uint32_t i = 0; i < u->nservers; i++) {
+        CHECK(u->servers[i].max_conns == 0 && u->servers[i].slow_start_ms == 0);
+        CHECK(!u->servers[i].backup && !u->servers[i].drain);
+    }
+}
+
+static void
+check_route_retry_defaults(const struct route *r)
+{
+    CHECK_EQ_INT(r->retries, 1);
+    CHECK_EQ_INT(r->retry_on, RETRY_ON_DEFAULT);
+    CHECK_EQ_INT(r->retry_body_limit, 65536);
+    CHECK_EQ_INT(r->try_timeout_ms, 0);
+    CHECK_EQ_INT(r->timeout_ms, 0);
+}
+
+static void
+test_lb_defaults(void)
+{
+    struct config *c = load(POOL1 "    servers: [127.0.0.1:1, 127.0.0.1:2]\n");
+
+    CHECK(c && c->nupstreams == 1 && c->nroutes == 1);
+    if (c && c->nupstreams == 1 && c->nroutes == 1) {
+        check_pool_defaults(&c->upstreams[0]);
+        check_route_retry_defaults(&c->routes[0]); /* the implicit route */
+        CHECK(c->admin == NULL);
+    }
+    config_free(c);
+    c = load(POOL1 "    servers: [127.0.0.1:1]\nroutes:\n  - proxy: app\n"
+                   "  - proxy: {upstream: app}\n");
+    CHECK(c && c->nroutes == 2);
+    if (c && c->nroutes == 2) {
+        check_route_retry_defaults(&c->routes[0]);
+        check_route_retry_defaults(&c->routes[1]);
+    }
+    config_free(c);
+    /* Two pools get two independent random sticky keys. */
+    c = load("listen: :80\nupstreams:\n  a: {servers: [127.0.0.1:1]}\n"
+             "  b: {servers: [127.0.0.1:2]}\n");
+    CHECK(c && c->nupstreams == 2);
+    if (c && c->nupstreams == 2) {
+        check_pool_defaults(&c->upstreams[1]);
+        CHECK(memcmp(c->upstreams[0].sticky.key, c->upstreams[1].sticky.key, 16) != 0);
+    }
+    config_free(c);
+}
+
+static void
+test_server_options(void)
+{
+    struct config *c = load(POOL1 "    servers:\n"
+                                  "      - address: 127.0.0.1:1\n"
+                                  "        max_conns: 200\n"
+                                  "        slow_start: 30s\n"
+                                  "        drain: yes\n"
+                                  "      - {address: 127.0.0.1:2, backup: true, max_conns: 0}\n"
+                                  "      - 127.0.0.1:3\n");
+    CHECK(c && c->upstreams[0].nservers == 3);
+    if (c && c->upstreams[0].nservers == 3) {
+        const struct config_server *s = c->upstreams[0].servers;
+        CHECK(s[0].max_conns == 200 && s[0].slow_start_ms == 30000 && s[0].drain && !s[0].backup);
+        CHECK(s[1].backup && s[1].max_conns == 0 && !s[1].drain && s[1].slow_start_ms == 0);
+        CHECK(!s[2].backup && s[2].weight == 1);
+    }
+    config_free(c);
+    CHECK(fails_with(POOL1 "    servers:\n      - {address: 127.0.0.1:1, backup: true}\n"
+                           "      - {address: 127.0.0.1:2, backup: true}\n",
+                     "t.yaml:5:7: upstreams.app.servers: needs at least one server that is not a "
+                     "backup"));
+    CHECK(fails_with(POOL1 "    servers: [{address: 127.0.0.1:1, backup: on}]\n",
+                     "t.yaml:4:14: upstreams.app.servers: needs at least one server that is not "
+                     "a backup"));
+    CHECK(fails_with(POOL1 "    servers: [{address: 127.0.0.1:1, backup: maybe}]\n",
+                     "t.yaml:4:46: upstreams.app.servers[0].backup: expected true or false, got "
+                     "\"maybe\""));
+    CHECK(fails_with(POOL1 "    servers: [{address: 127.0.0.1:1, max_conns: -1}]\n",
+                     "t.yaml:4:49: upstreams.app.servers[0].max_conns: expected an integer, got "
+                     "\"-1\""));
+    CHECK(fails_with(POOL1 "    servers: [{address: 127.0.0.1:1, slow_start: 1x}]\n",
+                     "t.yaml:4:50: upstreams.app.servers[0].slow_start: bad duration \"1x\""));
+    CHECK(fails_with(POOL1 "    servers: [{address: 127.0.0.1:1, max_con: 1}]\n",
+                     "t.yaml:4:38: unknown key \"max_con\" in upstreams.app.servers[0], did you "
+                     "mean \"max_conns\"?"));
+}
+
+static void
+test_balance(void)
+{
+    static const struct {
+        const char *name;
+        enum balance_kind kind;
+        bool sticky;
+    } names[] = {
+        {"round_robin", BALANCE_ROUND_ROBIN, false},
+        {"least_conn", BALANCE_LEAST_CONN, false},
+        {"random_two", BALANCE_RANDOM_TWO, false},
+        {"ewma", BALANCE_EWMA, false},
+        {"hash", BALANCE_HASH, false},
+        {"sticky", BALANCE_ROUND_ROBIN, true},
+    };
+    char yaml[256];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct config *c;
+        snprintf(yaml, sizeof(yaml), POOL1 "    servers: [127.0.0.1:1]\n    balance: %s\n",
+                 names[i].name);
+        c = load(yaml);
+        CHECK(c != NULL);
+        if (!c)
+            continue;
+        CHECK(c->upstreams[0].balance == names[i].kind);
+        CHECK(c->upstreams[0].sticky.enabled == names[i].sticky);
+        CHECK(c->upstreams[0].hash_key == HASH_KEY_CLIENT_IP);
+        config_free(c);
+    }
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: fastest\n",
+                     "t.yaml:5:14: upstreams.app.balance: unknown balancer \"fastest\" (expected "
+                     "round_robin, least_conn, random_two, ewma, hash or sticky)"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: least_con\n",
+                     "t.yaml:5:14: upstreams.app.balance: unknown balancer \"least_con\", did you "
+                     "mean \"least_conn\"? (expected round_robin, least_conn, random_two, ewma, "
+                     "hash or sticky)"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: [hash]\n",
+                     "t.yaml:5:14: upstreams.app.balance: expected a string, got a list"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balanse: hash\n",
+                     "t.yaml:5:5: unknown key \"balanse\" in upstreams.app, did you mean "
+                     "\"balance\"?"));
+}
+
+static void
+test_hash_key(void)
+{
+    static const struct {
+        const char *yaml;
+        enum hash_key_kind kind;
+        const char *name;
+    } keys[] = {
+        {"client_ip", HASH_KEY_CLIENT_IP, NULL},
+        {"uri", HASH_KEY_URI, NULL},
+        {"path", HASH_KEY_PATH, NULL},
+        {"header:X-User-Id", HASH_KEY_HEADER, "x-user-id"},
+        {"cookie:SessionID", HASH_KEY_COOKIE, "SessionID"},
+    };
+    char yaml[256];
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        struct config *c;
+        snprintf(yaml, sizeof(yaml),
+                 POOL1 "    servers: [127.0.0.1:1]\n    balance: hash\n    hash_key: \"%s\"\n",
+                 keys[i].yaml);
+        c = load(yaml);
+        CHECK(c != NULL);
+        if (!c)
+            continue;
+        CHECK(c->upstreams[0].balance == BALANCE_HASH);
+        CHECK(c->upstreams[0].hash_key == keys[i].kind);
+        if (keys[i].name)
+            CHECK(c->upstreams[0].hash_key_name &&
+                  strcmp(c->upstreams[0].hash_key_name, keys[i].name) == 0);
+        else
+            CHECK(c->upstreams[0].hash_key_name == NULL);
+        config_free(c);
+    }
+    /* hash_key is an error unless the balancer is hash, wherever the keys are written. */
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    hash_key: uri\n",
+                     "t.yaml:5:5: upstreams.app.hash_key: applies only to balance: hash"));
+    CHECK(fails_with(POOL1 "    hash_key: uri\n    balance: least_conn\n"
+                           "    servers: [127.0.0.1:1]\n",
+                     "t.yaml:4:5: upstreams.app.hash_key: applies only to balance: hash"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n    hash_key: uri\n",
+                     "t.yaml:6:5: upstreams.app.hash_key: applies only to balance: hash"));
+    CHECK(fails_with(POOL1
+                     "    servers: [127.0.0.1:1]\n    balance: hash\n    hash_key: client-ip\n",
+                     "t.yaml:6:15: upstreams.app.hash_key: unknown hash key \"client-ip\", did "
+                     "you mean \"client_ip\"?"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: hash\n    hash_key: body\n",
+                     "t.yaml:6:15: upstreams.app.hash_key: expected client_ip, uri, path, "
+                     "header:NAME or cookie:NAME, got \"body\""));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: hash\n"
+                           "    hash_key: \"header:X User\"\n",
+                     "t.yaml:6:15: upstreams.app.hash_key: \"X User\" is not a valid header name"));
+    CHECK(fails_with(POOL1
+                     "    servers: [127.0.0.1:1]\n    balance: hash\n    hash_key: \"header:\"\n",
+                     "t.yaml:6:15: upstreams.app.hash_key: \"\" is not a valid header name"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: hash\n"
+                           "    hash_key: \"cookie:a=b\"\n",
+                     "t.yaml:6:15: upstreams.app.hash_key: \"a=b\" is not a valid cookie name"));
+}
+
+static void
+test_sticky(void)
+{
+    struct config *c, *c2;
+
+    c = load(POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n");
+    CHECK(c != NULL);
+    if (c) {
+        const struct config_upstream *u = &c->upstreams[0];
+        CHECK(u->sticky.enabled && u->balance == BALANCE_ROUND_ROBIN);
+        CHECK(strcmp(u->sticky.cookie, "portico_server") == 0 && u->sticky.max_age == 0);
+        CHECK(u->sticky.fallback == BALANCE_ROUND_ROBIN);
+        CHECK(u->sticky.key[0] != 0 || u->sticky.key[1] != 0);
+    }
+    /* Without a secret each load draws a new random key. */
+    c2 = load(POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n");
+    CHECK(c && c2 && memcmp(c->upstreams[0].sticky.key, c2->upstreams[0].sticky.key, 16) != 0);
+    config_free(c);
+    config_free(c2);
+
+    c = load(POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n"
+                   "    sticky: {cookie: srv, secret: s3cret, max_age: 1h, fallback: ewma}\n");
+    CHECK(c != NULL);
+    if (c) {
+        const struct config_upstream *u = &c->upstreams[0];
+        CHECK(u->sticky.enabled && u->balance == BALANCE_EWMA);
+        CHECK(u->sticky.fallback == BALANCE_EWMA);
+        CHECK(strcmp(u->sticky.cookie, "srv") == 0 && u->sticky.max_age == 3600);
+    }
+    /* The same secret gives the same key, in another file and another pool. */
+    c2 = load("listen: :81\nupstreams:\n  other:\n    balance: sticky\n"
+              "    sticky:\n      secret: s3cret\n      max_age: 1500ms\n"
+              "    servers: [127.0.0.1:9]\n");
+    CHECK(c2 != NULL);
+    if (c && c2) {
+        CHECK(memcmp(c->upstreams[0].sticky.key, c2->upstreams[0].sticky.key, 16) == 0);
+        CHECK(c2->upstreams[0].sticky.max_age == 1); /* rounded down to seconds */
+        CHECK(strcmp(c2->upstreams[0].sticky.cookie, "portico_server") == 0);
+    }
+    config_free(c2);
+    /* A different secret (even by one byte, or only longer) gives a different key. */
+    {
+        static const char *const others[] = {"s3cret2", "s3creT", "s3cre", "secret", " s3cret"};
+        for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+            char yaml[256];
+            snprintf(yaml, sizeof(yaml),
+                     POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n"
+                           "    sticky: {secret: \"%s\"}\n",
+                     others[i]);
+            c2 = load(yaml);
+            CHECK(c && c2);
+            if (c && c2) {
+                CHECK(c->upstreams[0].sticky.key[0] != c2->upstreams[0].sticky.key[0]);
+                CHECK(c->upstreams[0].sticky.key[1] != c2->upstreams[0].sticky.key[1]);
+            }
+            config_free(c2);
+        }
+    }
+    config_free(c);
+
+    c = load(POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n    sticky:\n");
+    CHECK(c && c->upstreams[0].sticky.enabled);
+    config_free(c);
+
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    sticky: {cookie: x}\n",
+                     "t.yaml:5:5: upstreams.app.sticky: applies only to balance: sticky"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: hash\n    sticky: {}\n",
+                     "t.yaml:6:5: upstreams.app.sticky: applies only to balance: sticky"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n"
+                           "    sticky: {fallback: hash}\n",
+                     "t.yaml:6:24: upstreams.app.sticky.fallback: expected round_robin, "
+                     "least_conn, random_two or ewma, got \"hash\""));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n"
+                           "    sticky: {cookie: \"a b\"}\n",
+                     "t.yaml:6:22: upstreams.app.sticky.cookie: \"a b\" is not a valid cookie "
+                     "name"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n"
+                           "    sticky: {secret: \"\"}\n",
+                     "t.yaml:6:22: upstreams.app.sticky.secret: must not be empty"));
+    CHECK(fails_with(POOL1 "    servers: [127.0.0.1:1]\n    balance: sticky\n"
+                           "    sticky: {cookies: x}\n",
+                     "t.yaml:6:14: unknown key \"cookies\" in upstreams.app.sticky, did you mean "
+                     "\"cookie\"?"));
+}
+
+static void
+test_health(void)
+{
+    static const char *const on[] = {"{}", "on", "true", "yes", "ON", ""};
+    char yaml[256];
+    struct config *c;
+
+    for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+        snprintf(yaml, sizeof(yaml), POOL1 "    servers: [127.0.0.1:1]\n    health: %s\n", on[i]);
+        c = load(yaml);
+        CHECK(c && c->upstreams[0].health.enabled);
+        if (c) {
+            const struct config_health *h = &c->upstreams[0].health;
+            CHECK(strcmp(h->method, "GET") == 0 && strcmp(h->path, "/") == 0);
+            CHECK(h->nexpect == 1 && h->expect[0][0] == 200 && h->expect[0][1] == 399);
+            CHECK(h->interval_ms == 5000 && h->timeout_ms == 2000 && h->jitter_ms == 500);
+            CHECK(h->rise == 2 && h->fall == 3 && !h->host && !h->body);
+        }
+        config_free(c);
+    }
+    c = load(POOL1 "    servers: [127.0.0.1:1]\n    health: off\n");
+    CHECK(c && !c->upstreams[0].health.enabled);
+    config_free(c);
+
+    c = load(POOL1 "    servers: [127.0.0.1:1]\n"
+                   "    health:\n"
+                   "      path: /healthz?full=1\n"
+                   "      method: HEAD\n"
+                   "      host: status.internal\n"
+                   "      expect: [200, \"204-204\", 301-302, \"418\"]\n"
+                   "      body: \"ok\"\n"
+                   "      interval: 2s\n"
+                   "      timeout: 3s\n"
+                   "      rise: 1\n"
+                   "      fall: 100\n");
+    CHECK(c != NULL);
+    if (c) {
+        const struct config_health *h = &c->upstreams[0].health;
+        CHECK(h->enabled && strcmp(h->path, "/healthz?full=1") == 0);
+        CHECK(strcmp(h->method, "HEAD") == 0 && strcmp(h->host, "status.internal") == 0);
+        CHECK_EQ_INT(h->nexpect, 4);
+        CHECK(h->expect[0][0] == 200 && h->expect[0][1] == 200);
+        CHECK(h->expect[1][0] == 204 && h->expect[1][1] == 204);
+        CHECK(h->expect[2][0] == 301 && h->expect[2][1] == 302);
+        CHECK(h->expect[3][0] == 418 && h->expect[3][1] == 418);
+        CHECK(strcmp(h->body, "ok") == 0);
+        /* A timeout longer than the interval is allowed; jitter follows the interval. */
+        CHECK(h->interval_ms == 2000 && h->timeout_ms == 3000 && h->jitter_ms == 200);
+        CHECK(h->rise == 1 && h->fall == 100);
+    }
+    config_free(c);
+    c = load(POOL1 "    servers: [127.0.0.1:1]\n"
+                   "    health: {expect: 200-599, interval: 1m, jitter: 0, method: GET}\n");
+    CHECK(c != NULL);
+    if (c) {
+        const struct config_health *h = &c->upstreams[0].health;
+        CHECK(h->nexpect == 1 && h->expect[0][0] == 200 && h->expect[0][1] == 599);
+        CHECK(h->interval_ms == 60000 && h->jitter_ms == 0 && strcmp(h->method, "GET") == 0);
+    }
+    config_free(c);
+
+#define HC POOL1 "    servers: [127.0.0.1:1]\n    health: "
+    CHECK(fails_with(HC "{expect: [200, 399-200]}\n",
+                     "t.yaml:5:28: upstreams.app.health.expect: bad range \"399-200\": 399 is "
+                     "greater than 200"));
+    CHECK(fails_with(HC "{expect: [\"200-600\"]}\n",
+                     "t.yaml:5:23: upstreams.app.health.expect: expected a status 100..599 or a "
+                     "range like \"200-399\", got \"200-600\""));
+    CHECK(fails_with(HC "{expect: [99]}\n",
+                     "t.yaml:5:23: upstreams.app.health.expect: expected a status 100..599 or a "
+                     "range like \"200-399\", got \"99\""));
+    CHECK(fails_with(HC "{expect: [2xx]}\n",
+                     "t.yaml:5:23: upstreams.app.health.expect: expected a status 100..599 or a "
+                     "range like \"200-399\", got \"2xx\""));
+    CHECK(fails_with(HC "{expect: [200-]}\n",
+                     "t.yaml:5:23: upstreams.app.health.expect: expected a status 100..599 or a "
+                     "range like \"200-399\", got \"200-\""));
+    CHECK(fails_with(HC "{expect: []}\n",
+                     "t.yaml:5:22: upstreams.app.health.expect: needs at least one status or "
+                     "range"));
+    CHECK(fails_with(HC "{expect: [200,201,202,203,204,205,206,207,208,209,210,211,212,213,214,"
+                        "215,216]}\n",
+                     "t.yaml:5:22: upstreams.app.health.expect: at most 16 entries, got 17"));
+    CHECK(fails_with(HC "{path: healthz}\n",
+                     "t.yaml:5:20: upstreams.app.health.path: must start with '/', got "
+                     "\"healthz\""));
+    CHECK(fails_with(HC "{path: \"/a b\"}\n",
+                     "t.yaml:5:20: upstreams.app.health.path: must not contain spaces or control "
+                     "characters"));
+    CHECK(fails_with(HC "{method: POST}\n",
+                     "t.yaml:5:22: upstreams.app.health.method: expected GET or HEAD, got "
+                     "\"POST\""));
+    CHECK(fails_with(HC "{rise: 0}\n",
+                     "t.yaml:5:20: upstreams.app.health.rise: 0 is out of range (1..100)"));
+    CHECK(fails_with(HC "{fall: 101}\n",
+                     "t.yaml:5:20: upstreams.app.health.fall: 101 is out of range (1..100)"));
+    CHECK(fails_with(HC "{timeout: 0}\n",
+                     "t.yaml:5:23: upstreams.app.health.timeout: must be greater than 0"));
+    CHECK(fails_with(HC "{interval: 0s}\n",
+                     "t.yaml:5:24: upstreams.app.health.interval: must be greater than 0"));
+    CHECK(fails_with(HC "{body: \"\"}\n",
+                     "t.yaml:5:20: upstreams.app.health.body: must not be empty"));
+    CHECK(fails_with(HC "{host: \"a b\"}\n",
+                     "t.yaml:5:20: upstreams.app.health.host: expected a host name without "
+                     "spaces, got \"a b\""));
+    CHECK(fails_with(HC "sometimes\n", "t.yaml:5:13: upstreams.app.health: expected a mapping, "
+                                       "on or off, got a string \"sometimes\""));
+    CHECK(fails_with(HC "{paths: /}\n",
+                     "t.yaml:5:14: unknown key \"paths\" in upstreams.app.health, did you mean "
+                     "\"path\"?"));
+#undef HC
+}
+
+static void
+test_outlier_queue_budget(void)
+{
+    struct config *c;
+
+    c = load(POOL1 "    servers: [127.0.0.1:1]\n    outlier: off\n    retry_budget: off\n");
+    CHECK(c != NULL);
+    if (c) {
+        const struct config_upstream *u = &c->upstreams[0];
+        CHECK(u->outlier.consecutive_failures == 0 && u->outlier.consecutive_5xx == 0);
+        CHECK(u->outlier.base_ejection_ms == 10000 && u->outlier.max_ejected_percent == 50);
+        CHECK(u->retry_budget_percent == 0 && u->retry_budget_min == 0);
+    }
+    config_free(c);
+    c = load(POOL1 "    servers: [127.0.0.1:1]\n"
+                   "    outlier:\n"
+                   "      consecutive_failures: 3\n"
+                   "      consecutive_5xx: 10\n"
+                   "      base_ejection: 1s\n"
+                   "      max_ejection: 1s\n"
+                   "      max_ejected_percent: 100\n"
+                   "    queue: {size: 100, timeout: 2s}\n"
+                   "    retry_budget: {percent: 100, min_per_second: 0}\n");
+    CHECK(c != NULL);
+    if (c) {
+        const struct config_upstream *u = &c->upstreams[0];
+        CHECK(u->outlier.consecutive_failures == 3 && u->outlier.consecutive_5xx == 10);
+        CHECK(u->outlier.base_ejection_ms == 1000 && u->outlier.max_ejection_ms == 1000);
+        CHECK(u->outlier.max_ejected_percent == 100);
+        CHECK(u->queue_size == 100 && u->queue_timeout_ms == 2000);
+        CHECK(u->retry_budget_percent == 100 && u->retry_budget_min == 0);
+    }
+    config_free(c);
+    c = load(POOL1 "    servers: [127.0.0.1:1]\n    outlier: on\n    queue: {size: 5}\n"
+                   "    retry_budget: {min_per_second: 3}\n");
+    CHECK(c != NULL);
+    if (c) {
+        const struct config_upstream *u = &c->upstreams[0];
+        CHECK(u->outlier.consecutive_failures == 5 && u->queue_size == 5);
+        CHECK(u->queue_timeout_ms == 5000);
+        CHECK(u->retry_budget_percent == 20 && u->retry_budget_min == 3);
+    }
+    config_free(c);
+
+#define PC POOL1 "    servers: [127.0.0.1:1]\n"
+    CHECK(fails_with(PC "    outlier: {max_ejected_percent: 101}\n",
+                     "t.yaml:5:36: upstreams.app.outlier.max_ejected_percent: 101 is out of range "
+                     "(0..100)"));
+    CHECK(fails_with(PC "    outlier: {base_ejection: 1m, max_ejection: 30s}\n",
+                     "t.yaml:5:48: upstreams.app.outlier: max_ejection (30000ms) must not be "
+                     "shorter than base_ejection (60000ms)"));
+    CHECK(fails_with(PC "    outlier: {base_ejection: 10m}\n",
+                     "t.yaml:5:30: upstreams.app.outlier: max_ejection (300000ms) must not be "
+                     "shorter than base_ejection (600000ms)"));
+    CHECK(fails_with(PC "    outlier: {base_ejection: 0}\n",
+                     "t.yaml:5:30: upstreams.app.outlier.base_ejection: must be greater than 0"));
+    CHECK(fails_with(PC "    outlier: sometimes\n",
+                     "t.yaml:5:14: upstreams.app.outlier: expected a mapping or off, got a string "
+                     "\"sometimes\""));
+    CHECK(fails_with(PC "    queue: {size: 1, timeout: 0}\n",
+                     "t.yaml:5:31: upstreams.app.queue.timeout: must be greater than 0"));
+    CHECK(fails_with(PC "    queue: {length: 1}\n",
+                     "t.yaml:5:13: unknown key \"length\" in upstreams.app.queue"));
+    CHECK(fails_with(PC "    retry_budget: {percent: 0}\n",
+                     "t.yaml:5:29: upstreams.app.retry_budget.percent: 0 is out of range "
+                     "(1..100)"));
+    CHECK(fails_with(PC "    retry_budget: [20]\n",
+                     "t.yaml:5:19: upstreams.app.retry_budget: expected a mapping or off, got a "
+                     "list"));
+#undef PC
+}
+
+static void
+test_retries(void)
+{
+    struct config *c;
+
+#define RT POOL1 "    servers: [127.0.0.1:1]\nroutes:\n  - proxy: "
+    c = load(RT "{upstream: app, retries: 3, retry_on: [connect_failure, 502, \"503\"], "
+                "retry_body_limit: 1MiB, try_timeout: 2s, timeout: 10s}\n"
+                "  - proxy: {upstream: app, retries: 0, retry_on: [], retry_body_limit: 0}\n"
+                "  - proxy: {upstream: app, retry_on: timeout, timeout: 0}\n"
+                "  - proxy: {upstream: app, retry_on: [reset, timeout, 504, 504]}\n");
+    CHECK(c && c->nroutes == 4);
+    if (c && c->nroutes == 4) {
+        const struct route *r = c->routes;
+        CHECK(r[0].retries == 3);
+        CHECK_EQ_INT(r[0].retry_on, RETRY_ON_CONNECT_FAILURE | RETRY_ON_502 | RETRY_ON_503);
+        CHECK(r[0].retry_body_limit == 1u << 20 && r[0].try_timeout_ms == 2000 &&
+              r[0].timeout_ms == 10000);
+        CHECK(r[1].retries == 0 && r[1].retry_on == 0 && r[1].retry_body_limit == 0);
+        CHECK(r[2].retries == 1 && r[2].retry_on == RETRY_ON_TIMEOUT && r[2].timeout_ms == 0);
+        CHECK(r[2].retry_body_limit == 65536 && r[2].try_timeout_ms == 0);
+        CHECK_EQ_INT(r[3].retry_on, RETRY_ON_RESET | RETRY_ON_TIMEOUT | RETRY_ON_504);
+    }
+    config_free(c);
+
+    CHECK(fails_with(RT "{upstream: app, retry_on: [502, 500]}\n",
+                     "t.yaml:6:44: routes[0].proxy.retry_on: unknown condition \"500\" (expected "
+                     "connect_failure, reset, timeout, 502, 503 or 504)"));
+    CHECK(fails_with(RT "{upstream: app, retry_on: [connect_failures]}\n",
+                     "t.yaml:6:39: routes[0].proxy.retry_on: unknown condition "
+                     "\"connect_failures\", did you mean \"connect_failure\"?"));
+    CHECK(fails_with(RT "{upstream: app, retry_on: [5xx]}\n",
+                     "t.yaml:6:39: routes[0].proxy.retry_on: unknown condition \"5xx\" (expected "
+                     "connect_failure, reset, timeout, 502, 503 or 504)"));
+    CHECK(fails_with(RT "{upstream: app, retries: 11}\n",
+                     "t.yaml:6:37: routes[0].proxy.retries: 11 is out of range (0..10)"));
+    CHECK(fails_with(RT "{upstream: app, retry_body_limit: 2MiB}\n",
+                     "t.yaml:6:46: routes[0].proxy.retry_body_limit: 2MiB is out of range "
+                     "(0..1048576 bytes)"));
+    CHECK(fails_with(RT "{upstream: app, try_timeout: 0}\n",
+                     "t.yaml:6:41: routes[0].proxy.try_timeout: must be greater than 0"));
+    CHECK(fails_with(RT "{upstream: app, timeout: 5x}\n",
+                     "t.yaml:6:37: routes[0].proxy.timeout: bad duration \"5x\""));
+    CHECK(fails_with(RT "{upstream: app, retry: 2}\n",
+                     "t.yaml:6:28: unknown key \"retry\" in routes[0].proxy"));
+#undef RT
+}
+
+static void
+test_admin(void)
+{
+    struct config *c;
+    char err[256];
+
+    c = load("listen: 127.0.0.1:8080\nadmin: 127.0.0.1:9901\n");
+    CHECK(c && c->admin);
+    if (c && c->admin) {
+        CHECK(strcmp(c->admin->text, "127.0.0.1:9901") == 0);
+        CHECK(is_ipv4(c->admin, "127.0.0.1") && port_of(c->admin) == 9901);
+    }
+    config_free(c);
+    /* Same port, other family: IPv6 listeners are v6-only, so no overlap. */
+    c = load("listen: \"*:8080\"\nadmin: \"[::1]:8080\"\n");
+    CHECK(c && c->admin && is_ipv6(c->admin, "::1"));
+    config_free(c);
+    /* Different address, same port, no wildcard: fine. */
+    c = load("listen: 127.0.0.1:8080\nadmin: 127.0.0.2:8080\n");
+    CHECK(c && c->admin);
+    config_free(c);
+
+    CHECK(fails_with("listen: [127.0.0.1:8081, 127.0.0.1:8080]\nadmin: 127.0.0.1:8080\n",
+                     "t.yaml:2:8: admin: \"127.0.0.1:8080\" is also a listen address"));
+    CHECK(fails_with("admin: \"0.0.0.0:80\"\nlisten: \"*:80\"\n",
+                     "t.yaml:1:8: admin: \"0.0.0.0:80\" is also a listen address"));
+    CHECK(fails_with("listen: \"*:80\"\nadmin: 127.0.0.1:80\n",
+                     "t.yaml:2:8: admin: \"127.0.0.1:80\" overlaps listen address \"*:80\" (same "
+                     "port)"));
+    CHECK(fails_with("listen: 127.0.0.1:80\nadmin: \":80\"\n",
+                     "t.yaml:2:8: admin: \":80\" overlaps listen address \"127.0.0.1:80\" (same "
+                     "port)"));
+    CHECK(fails_with("listen: :80\nadmin: example.com:80\n",
+                     "t.yaml:2:8: admin: bad listen address \"example.com:80\""));
+    CHECK(fails_with("listen: :80\nadmin: 127.0.0.1\n",
+                     "t.yaml:2:8: admin: missing port in \"127.0.0.1\""));
+    CHECK(fails_with("listen: :80\nadmin: [127.0.0.1:1]\n",
+                     "t.yaml:2:8: admin: expected a string, got a list"));
+
+    /* config_set_admin: --admin with -c replaces the file's admin. */
+    c = load("listen: 127.0.0.1:8080\nadmin: 127.0.0.1:9901\n");
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(config_set_admin(c, "127.0.0.1:9902", err, sizeof(err)) == PT_OK);
+        CHECK(c->admin && strcmp(c->admin->text, "127.0.0.1:9902") == 0);
+        CHECK(config_set_admin(c, "127.0.0.1:8080", err, sizeof(err)) == PT_ERR);
+        CHECK(strcmp(err, "\"127.0.0.1:8080\" is also a listen address") == 0);
+        CHECK(c->admin && strcmp(c->admin->text, "127.0.0.1:9902") == 0); /* unchanged */
+        CHECK(config_set_admin(c, "nope", err, sizeof(err)) == PT_ERR);
+    }
+    config_free(c);
+    c = load("listen: 127.0.0.1:8080\n");
+    CHECK(c && config_set_admin(c, "[::1]:9901", err, sizeof(err)) == PT_OK && c->admin &&
+          is_ipv6(c->admin, "::1"));
+    config_free(c);
+}
+
+/* The upstreams example of docs/configuration.md loads as documented. */
+static void
+test_doc_upstreams_example(void)
+{
+    static const char app[] = "listen: 127.0.0.1:8080\n"
+                              "upstreams:\n"
+                              "  app:\n"
+                              "    balance: ewma\n"
+                              "    servers:\n"
+                              "      - 127.0.0.1:9001\n"
+                              "      - http://127.0.0.1:9002\n"
+                              "      - address: \"[::1]:9003\"\n"
+                              "        weight: 3\n"
+                              "        max_conns: 200\n"
+                              "        slow_start: 30s\n"
+                              "      - address: 10.0.0.9:9000\n"
+                              "        backup: true\n"
+                              "    health:\n"
+                              "      path: /healthz\n"
+                              "      interval: 2s\n"
+                              "    queue: {size: 100, timeout: 2s}\n"
+                              "    keepalive: 64\n"
+                              "    keepalive_timeout: 30s\n";
+    char yaml[sizeof(app) + 64];
+    struct config *c = NULL;
+    char err[512];
+
+    /* The doc's second pool names files.internal, which resolves only where it exists. */
+    snprintf(yaml, sizeof(yaml), "%s  static:\n    servers: [files.internal:8000]\n", app);
+    if (config_load_string(yaml, strlen(yaml), "t.yaml", &c, err, sizeof(err)) != PT_OK) {
+        CHECK(strstr(err, "cannot resolve \"files.internal\"") != NULL);
+        c = load(app);
+    }
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    const struct config_upstream *u = &c->upstreams[0];
+    CHECK(u->balance == BALANCE_EWMA && u->nservers == 4);
+    CHECK(u->servers[2].weight == 3 && u->servers[2].max_conns == 200 &&
+          u->servers[2].slow_start_ms == 30000);
+    CHECK(u->servers[3].backup && !u->servers[0].backup);
+    CHECK(u->health.enabled && strcmp(u->health.path, "/healthz") == 0);
+    CHECK(u->health.interval_ms == 2000 && u->health.jitter_ms == 200);
+    CHECK(u->queue_size == 100 && u->queue_timeout_ms == 2000);
+    CHECK(u->keepalive == 64 && u->keepalive_timeout_ms == 30000);
+    config_free(c);
+}
+
+static void
+test_cli_options(void)
+{
+    const char *listens[] = {"127.0.0.1:8080"};
+    const char *ups[] = {"http://127.0.0.1:9001", "127.0.0.1:9002"};
+    struct config_cli o = {
+        .listens = listens, .nlistens = 1, .upstreams = ups, .nupstreams = 2, .workers = 1};
+    struct config *c = NULL;
+    char err[512];
+
+    /* No options: the defaults of any pool and route. */
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_OK);
+    if (c) {
+        check_pool_defaults(&c->upstreams[0]);
+        check_route_retry_defaults(&c->routes[0]);
+        CHECK(c->admin == NULL);
+    }
+    config_free(c);
+    c = NULL;
+    /* The old entry point gives the same. */
+    CHECK(config_from_cli(listens, 1, ups, 2, 1, &c, err, sizeof(err)) == PT_OK);
+    if (c) {
+        check_pool_defaults(&c->upstreams[0]);
+        check_route_retry_defaults(&c->routes[0]);
+    }
+    config_free(c);
+
+    o.health_check = "/healthz";
+    o.balance = "hash";
+    o.admin = "127.0.0.1:9901";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_OK);
+    CHECK(c != NULL);
+    if (c) {
+        const struct config_upstream *u = &c->upstreams[0];
+        CHECK(u->health.enabled && strcmp(u->health.path, "/healthz") == 0);
+        CHECK(strcmp(u->health.method, "GET") == 0 && u->health.interval_ms == 5000 &&
+              u->health.timeout_ms == 2000 && u->health.jitter_ms == 500);
+        CHECK(u->health.rise == 2 && u->health.fall == 3 && u->health.nexpect == 1);
+        CHECK(u->balance == BALANCE_HASH && u->hash_key == HASH_KEY_CLIENT_IP);
+        CHECK(!u->sticky.enabled);
+        CHECK(c->admin && strcmp(c->admin->text, "127.0.0.1:9901") == 0 &&
+              port_of(c->admin) == 9901);
+    }
+    config_free(c);
+
+    o.balance = "sticky";
+    o.health_check = NULL;
+    o.admin = NULL;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_OK);
+    if (c) {
+        const struct config_upstream *u = &c->upstreams[0];
+        CHECK(u->sticky.enabled && u->balance == BALANCE_ROUND_ROBIN);
+        CHECK(strcmp(u->sticky.cookie, "portico_server") == 0 && u->sticky.max_age == 0);
+        CHECK(!u->health.enabled);
+    }
+    config_free(c);
+    o.balance = "least_conn";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_OK);
+    CHECK(c && c->upstreams[0].balance == BALANCE_LEAST_CONN);
+    config_free(c);
+
+    o.balance = "fastest";
+    c = (struct config *)1;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(c == NULL);
+    CHECK(strcmp(err, "--balance \"fastest\": unknown balancer \"fastest\" (expected round_robin, "
+                      "least_conn, random_two, ewma, hash or sticky)") == 0);
+    o.balance = "ewmaa";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strncmp(err, "--balance \"ewmaa\": unknown balancer \"ewmaa\", did you mean \"ewma\"?",
+                  64) == 0);
+    o.balance = NULL;
+    o.health_check = "healthz";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--health-check \"healthz\": the path must start with '/'") == 0);
+    o.health_check = "/a b";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--health-check \"/a b\": the path must not contain spaces or control "
+                      "characters") == 0);
+    o.health_check = NULL;
+    o.admin = "127.0.0.1:8080";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--admin \"127.0.0.1:8080\": \"127.0.0.1:8080\" is also a listen address") ==
+          0);
+    o.admin = "localhost";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--admin \"localhost\": missing port in \"localhost\" (expected "
+                      "host:port)") == 0);
+    o.admin = "example.com:1";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strncmp(err, "--admin \"example.com:1\": bad listen address", 43) == 0);
+}
+
+/* Every new allocation (names, strings, admin) is freed on a late error (LeakSanitizer). */
+static void
+test_lb_late_errors_free(void)
+{
+    CHECK(fails_with("listen: :80\nadmin: 127.0.0.1:1\nupstreams:\n"
+                     "  a:\n    servers: [127.0.0.1:1]\n    balance: sticky\n"
+                     "    sticky: {cookie: c, secret: s}\n"
+                     "    health: {path: /h, method: HEAD, host: h, body: b}\n"
+                     "  b:\n    servers: [127.0.0.1:1]\n    balance: hash\n"
+                     "    hash_key: header:X-A\n"
+                     "routes:\n  - proxy: {upstream: a, retry_on: [nope]}\n",
+                     "t.yaml:14:37: routes[0].proxy.retry_on: unknown condition \"nope\""));
+}
+
 /* Errors late in a big file must free everything built before them (LeakSanitizer checks). */
 static void
 test_late_errors_free_everything(void)
@@ -1226,5 +1975,17 @@ main(void)
     RUN(test_quickstart_example);
     RUN(test_cli);
     RUN(test_late_errors_free_everything);
+    RUN(test_lb_defaults);
+    RUN(test_server_options);
+    RUN(test_balance);
+    RUN(test_hash_key);
+    RUN(test_sticky);
+    RUN(test_health);
+    RUN(test_outlier_queue_budget);
+    RUN(test_retries);
+    RUN(test_admin);
+    RUN(test_doc_upstreams_example);
+    RUN(test_cli_options);
+    RUN(test_lb_late_errors_free);
     TEST_MAIN_END();
 }
