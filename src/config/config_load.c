@@ -170,7 +170,7 @@ static int
 want_uint(struct ld *ld, yaml_node_t *n, const char *what, uint64_t min, uint64_t max,
           uint64_t *out)
 {
-    const char *s;
+    const char *s = NULL;
     uint64_t v = 0;
 
     if (want_str(ld, n, what, &s) != PT_OK)
@@ -210,7 +210,7 @@ static int
 want_bool(struct ld *ld, yaml_node_t *n, const char *what, bool *out)
 {
     static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
-    const char *s;
+    const char *s = NULL;
 
     if (want_str(ld, n, what, &s) != PT_OK)
         return PT_ERR;
@@ -231,7 +231,7 @@ static int
 want_duration(struct ld *ld, yaml_node_t *n, const char *what, bool zero_ok, uint32_t *ms)
 {
     char why[192];
-    const char *s;
+    const char *s = NULL;
 
     if (want_str(ld, n, what, &s) != PT_OK)
         return PT_ERR;
@@ -247,7 +247,7 @@ want_size(struct ld *ld, yaml_node_t *n, const char *what, uint64_t min, uint64_
           uint64_t *out)
 {
     char why[192];
-    const char *s;
+    const char *s = NULL;
 
     if (want_str(ld, n, what, &s) != PT_OK)
         return PT_ERR;
@@ -263,7 +263,7 @@ want_size(struct ld *ld, yaml_node_t *n, const char *what, uint64_t min, uint64_
 static int
 want_field_name(struct ld *ld, yaml_node_t *n, const char *what, bool lower, char **out)
 {
-    const char *s;
+    const char *s = NULL;
 
     if (want_str(ld, n, what, &s) != PT_OK)
         return PT_ERR;
@@ -408,7 +408,7 @@ load_admin(struct ld *ld, yaml_node_t *n)
 {
     struct config_addr a;
     char why[256];
-    const char *s;
+    const char *s = NULL;
 
     if (want_str(ld, n, "admin", &s) != PT_OK)
         return PT_ERR;
@@ -539,7 +539,7 @@ load_access_log(struct ld *ld, yaml_node_t *n)
     enum { PATH, FORMAT, NKEYS };
     static const char *const keys[] = {"path", "format"};
     struct field f[NKEYS] = {{NULL, NULL}, {NULL, NULL}};
-    const char *s;
+    const char *s = NULL;
 
     if (n->type == YAML_SCALAR_NODE && !is_null(n)) {
         f[PATH].val = n; /* access_log: off */
@@ -574,7 +574,7 @@ load_error_log(struct ld *ld, yaml_node_t *n)
     static const char *const keys[] = {"path", "level"};
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     struct field f[NKEYS] = {{NULL, NULL}, {NULL, NULL}};
-    const char *s;
+    const char *s = NULL;
 
     if (n->type == YAML_SCALAR_NODE && !is_null(n)) {
         f[PATH].val = n; /* error_log: /var/log/portico/error.log */
@@ -695,7 +695,7 @@ load_balance(struct ld *ld, yaml_node_t *n, const char *what, struct config_upst
              bool *sticky)
 {
     char why[256];
-    const char *s;
+    const char *s = NULL;
 
     if (want_str(ld, n, what, &s) != PT_OK)
         return PT_ERR;
@@ -752,7 +752,7 @@ load_sticky(struct ld *ld, yaml_node_t *n, const char *uwhere, struct config_sti
                                                       BALANCE_RANDOM_TWO, BALANCE_EWMA};
     struct field f[NKEYS];
     char where[200], what[240];
-    const char *s;
+    const char *s = NULL;
 
     if (is_null(n))
         return PT_OK; /* "sticky:" with nothing under it: every default */
@@ -844,7 +844,7 @@ load_health(struct ld *ld, yaml_node_t *n, const char *uwhere, struct config_hea
                                        "interval", "timeout", "jitter", "rise",   "fall"};
     struct field f[NKEYS];
     char where[200], what[240];
-    const char *s;
+    const char *s = NULL;
     bool on;
 
     sub(where, sizeof(where), uwhere, "health");
@@ -1526,7 +1526,7 @@ load_redirect(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r
     static const char *const keys[] = {"to", "status", "keep_path"};
     struct field f[NKEYS];
     char where[200], what[240];
-    const char *s;
+    const char *s = NULL;
     uint32_t st;
 
     r->action = ROUTE_REDIRECT;
@@ -1564,7 +1564,7 @@ load_respond(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
     static const char *const keys[] = {"status", "body", "content_type"};
     struct field f[NKEYS];
     char where[200], what[240];
-    const char *s;
+    const char *s = NULL;
     uint32_t st;
 
     r->action = ROUTE_RESPOND;
