@@ -2,6 +2,7 @@
  * signal loop (SIGTERM/SIGINT graceful stop, SIGQUIT fast stop, SIGUSR1 log reopen). */
 #include "config/config.h"
 #include "core/log.h"
+#include "lb/control.h"
 #include "lb/lb.h"
 #include "proxy/worker.h"
 
@@ -241,9 +242,20 @@ main(int argc, char **argv)
             return 1;
         }
     }
+    struct control *ctl = control_start(lb, cfg, err, sizeof(err));
+    if (!ctl) {
+        log_error("%s", err);
+        fprintf(stderr, "portico: %s\n", err);
+        atomic_store(&worker_stop_requested, 1);
+        cfg->timeouts.drain_ms = 0;
+        rc = 1;
+        goto stop;
+    }
     for (uint32_t i = 0; i < cfg->nlistens; i++)
         log_info("portico %s listening on %s (%u worker%s)", PT_VERSION, cfg->listens[i].text, nw,
                  nw == 1 ? "" : "s");
+    if (cfg->admin)
+        log_info("status document on http://%s/status", cfg->admin->text);
 
     for (;;) {
         int sig = 0;
@@ -271,11 +283,13 @@ main(int argc, char **argv)
         }
         break;
     }
+stop:
     atomic_store(&worker_stop_requested, 1);
     for (uint32_t i = 0; i < nw; i++)
         worker_request_stop(ws[i]);
     for (uint32_t i = 0; i < nw; i++)
         worker_join(ws[i]);
+    control_stop(ctl);
     for (uint32_t i = 0; i < nw; i++)
         worker_free(ws[i]);
     free(ws);
