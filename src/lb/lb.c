@@ -159,23 +159,35 @@ tried(const struct lb_request *rq, uint32_t i)
 }
 
 /* Marks l->ok[i] for the servers a pick may choose, tier by tier: untried primaries, untried
- * backups, then (a retry with nothing new left) tried primaries and tried backups. Returns how
- * many are usable in the chosen tier (full or not) and sets *nfree to those not at max_conns. */
+ * backups; then, for a retry only, untried servers that passive health ejected (a guess from
+ * past failures is worth less than a failure of this very request), and last the tried ones.
+ * Returns how many are usable in the chosen tier (full or not) and sets *nfree to those not at
+ * max_conns. */
 static uint32_t
 candidates(struct lb_pool *p, struct lb_local *l, const struct lb_request *rq, int64_t now,
            uint32_t *nfree, bool *primary_tier)
 {
-    for (int tier = 0; tier < 4; tier++) {
-        bool want_backup = tier & 1, want_tried = tier >= 2;
+    static const struct {
+        bool backup, tried, ejected;
+    } tiers[] = {
+        {false, false, false}, {true, false, false}, {false, false, true},
+        {true, false, true},   {false, true, false}, {true, true, false},
+    };
+    for (uint32_t t = 0; t < PT_ARRAY_LEN(tiers); t++) {
         uint32_t usable = 0, free_n = 0;
-        if (want_tried && !rq->tried)
+        if (t >= 2 && !rq->tried)
             break;
         for (uint32_t i = 0; i < p->nservers; i++) {
             const struct lb_server *s = &p->servers[i];
             l->ok[i] = 0;
-            if (s->cfg->backup != want_backup || (!want_tried && tried(rq, i)) ||
-                !lb_usable(s, now))
+            if (s->cfg->backup != tiers[t].backup || tried(rq, i) != tiers[t].tried)
                 continue;
+            if (tiers[t].ejected) {
+                if (!LOAD(&s->check_up) || LOAD(&s->drain) || LOAD(&s->ejected_until_us) <= now)
+                    continue;
+            } else if (!lb_usable(s, now)) {
+                continue;
+            }
             usable++;
             if (!full(s)) {
                 l->ok[i] = 1;
@@ -184,7 +196,7 @@ candidates(struct lb_pool *p, struct lb_local *l, const struct lb_request *rq, i
         }
         if (usable) {
             *nfree = free_n;
-            *primary_tier = !want_backup;
+            *primary_tier = !tiers[t].backup && !tiers[t].ejected;
             return usable;
         }
     }
@@ -459,13 +471,13 @@ lb_budget_request(struct lb_pool *p, int64_t now_us)
 }
 
 bool
-lb_budget_retry(struct lb_pool *p, int64_t now_us)
+lb_budget_retry(struct lb_pool *p, int64_t now_us, bool exempt)
 {
     const struct config_upstream *up = p->cfg;
     struct lb_budget *b = &p->budget;
     int64_t sec = now_us / 1000000;
     uint32_t slot = budget_slot(b, sec);
-    if (up->retry_budget_percent == 0) { /* "retry_budget: off" */
+    if (exempt || up->retry_budget_percent == 0) { /* "retry_budget: off" */
         ADD(&b->retries[slot], 1);
         ADD(&p->retries_total, 1);
         return true;

@@ -91,6 +91,7 @@ struct exchange {
     enum http_method method;
     uint8_t version_minor;
     uint8_t retries;   /* retries on other servers done (route proxy.retries bounds them) */
+    uint16_t moves;    /* connect failures moved on to another server (bounded by the pool) */
     bool req_close;    /* the client does not want to keep the connection */
     bool upgrade;      /* the request asks for a protocol upgrade */
     bool replayable;   /* nothing but the head went up: may be resent on a fresh connection */
@@ -1763,7 +1764,12 @@ static bool
 retry_allowed(const struct exchange *x, uint32_t kind)
 {
     const struct route *rt = x->route;
-    if (!rt || x->resp_started || !(rt->retry_on & kind) || x->retries >= rt->retries)
+    if (!rt || x->resp_started || !(rt->retry_on & kind) || !rt->retries)
+        return false;
+    /* A connect failure reached no server: it moves on to each other server once without
+     * spending proxy.retries; every other failure spends one. */
+    if (x->retries >= rt->retries &&
+        !(kind == RETRY_ON_CONNECT_FAILURE && x->moves + 1u < x->pool->nservers))
         return false;
     if (x->deadline_us && loop_clock_us() >= x->deadline_us)
         return false;
@@ -1777,6 +1783,16 @@ retry_allowed(const struct exchange *x, uint32_t kind)
 /* Gets a connection to x->srv: an idle one unless <fresh>, else a new connect. When a socket
  * cannot even be created or the connect fails at once, other servers are tried as retries
  * allow. On failure answers (502/503) and returns PT_ERR. */
+/* Counts a granted retry of <kind> against the bound retry_allowed checked. */
+static void
+spend_retry(struct exchange *x, uint32_t kind)
+{
+    if (kind == RETRY_ON_CONNECT_FAILURE && x->moves + 1u < x->pool->nservers)
+        x->moves++;
+    else
+        x->retries++;
+}
+
 static int
 connect_upstream(struct exchange *x, bool fresh)
 {
@@ -1792,8 +1808,8 @@ connect_upstream(struct exchange *x, bool fresh)
         try_end(x, LB_CONNECT_FAILED, 0);
         int idx = -1;
         if (retry_allowed(x, RETRY_ON_CONNECT_FAILURE) &&
-            lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us())) {
-            x->retries++;
+            lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us(), true)) {
+            spend_retry(x, RETRY_ON_CONNECT_FAILURE);
             idx = lb_pick(x->pool->lb, &x->pool->local, &x->lbr, (int64_t)loop_clock_us());
         }
         if (idx < 0) {
@@ -1835,14 +1851,16 @@ x_retry(struct exchange *x, uint32_t kind, int status)
         x->retried = true;
         try_end(x, LB_ABORTED, 0);
     } else {
-        if (!retry_allowed(x, kind) || !lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us()))
+        if (!retry_allowed(x, kind) || !lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us(),
+                                                        kind == RETRY_ON_CONNECT_FAILURE))
             return PT_ERR;
         try_end(x, outcome_of(kind), status);
         int idx = lb_pick(x->pool->lb, &x->pool->local, &x->lbr, (int64_t)loop_clock_us());
         if (idx < 0)
             return PT_ERR;
-        x->retries++;
-        log_info("upstream %s: retrying on %s", x->pool->up->name, x->pool->servers[idx].addr_text);
+        spend_retry(x, kind);
+        log_debug("upstream %s: retrying on %s", x->pool->up->name,
+                  x->pool->servers[idx].addr_text);
         x->srv = &x->pool->servers[idx];
         x->set_cookie = x->pool->up->sticky.enabled && x->lbr.sticky != idx;
     }
