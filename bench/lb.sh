@@ -65,7 +65,7 @@ sleep 0.5
 perf record -q -g -p "$ppid" -o "$tmp/perf.data" -- sleep 8 >/dev/null 2>&1 & perfpid=$!
 wrk -t2 -c64 -d8s http://127.0.0.1:19380/ >"$out/wrk.txt"
 wait $perfpid || true
-perf report -i "$tmp/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
+perf report -i "$tmp/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null |
     grep -E '^ +[0-9]' >"$out/perf-symbols.txt" || true
 share=$(awk '/\] (lb_|try_|pick_|ewma_|candidates|draw|eject)/ {gsub("%","",$1); s+=$1} END{printf "%.2f", s}' "$out/perf-symbols.txt")
 {
