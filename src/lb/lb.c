@@ -345,11 +345,23 @@ lb_pick(struct lb_pool *p, struct lb_local *l, const struct lb_request *rq, int6
     }
 }
 
-void
-lb_begin(struct lb_server *s)
+bool
+lb_begin(struct lb_server *s, bool force)
 {
-    ADD(&s->inflight, 1);
+    uint32_t max = s->cfg->max_conns;
+    if (!max || force) {
+        ADD(&s->inflight, 1);
+    } else {
+        /* take a slot only while one is free: two workers cannot both take the last one */
+        unsigned cur = LOAD(&s->inflight);
+        do {
+            if (cur >= max)
+                return false;
+        } while (
+            !atomic_compare_exchange_weak_explicit(&s->inflight, &cur, cur + 1, RELAXED, RELAXED));
+    }
     ADD(&s->requests, 1);
+    return true;
 }
 
 static void

@@ -121,8 +121,10 @@ enum lb_outcome {
     LB_ABORTED,        /* ended for a reason that says nothing about the server (client left) */
 };
 
-/* A try starts on <s> (counts in flight and requests). */
-void lb_begin(struct lb_server *s);
+/* A try starts on <s>: counts it in flight and in requests. With max_conns, only while a slot
+ * is free (atomically, so workers never exceed it together) unless <force>; returns false
+ * when full. */
+bool lb_begin(struct lb_server *s, bool force);
 
 /* The try on <s> ended: <latency_us> from send to response head (LB_OK only), <status> the
  * response status (LB_OK only). Updates in flight, counters, EWMA, and passive health, which may

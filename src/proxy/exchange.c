@@ -901,6 +901,7 @@ x_new(struct worker *w)
 }
 
 static void try_end(struct exchange *x, enum lb_outcome o, int status);
+static int x_pick(struct exchange *x);
 
 static void
 x_free(struct worker *w, struct exchange *x)
@@ -1658,7 +1659,7 @@ start_exchange(struct client *c, struct h1_request *r)
     balance_key(x, r);
     if (!c->wait_pool)
         lb_budget_request(pool->lb, (int64_t)x->t_start_us);
-    int idx = lb_pick(pool->lb, &pool->local, &x->lbr, (int64_t)x->t_start_us);
+    int idx = x_pick(x);
     if (idx == LB_FULL && !c->wait_expired && client_wait(c, x, pool))
         return; /* the head stays in rbuf; parsed again when a slot frees */
     if (c->wait_pool) {
@@ -1680,8 +1681,6 @@ start_exchange(struct client *c, struct h1_request *r)
         return;
     }
     c->wait_expired = false;
-    x->srv = &pool->servers[idx];
-    x->set_cookie = pool->up->sticky.enabled && x->lbr.sticky != idx;
     if (rt->timeout_ms)
         x->deadline_us = x->t_start_us + (uint64_t)rt->timeout_ms * 1000u;
     /* The head leaves the buffer now (its bytes stay where they are until the next read,
@@ -1708,15 +1707,33 @@ start_exchange(struct client *c, struct h1_request *r)
     x_run(x);
 }
 
-/* The try on x->srv begins: counted in flight for the balancers. */
-static void
-try_begin(struct exchange *x)
+/* The try on server <idx> begins: counted in flight for the balancers, holding one of its
+ * max_conns slots unless <force>. Returns false when the slot went to another worker first. */
+static bool
+try_begin(struct exchange *x, int idx, bool force)
 {
-    x->try_srv = x->srv->ls;
+    struct upool_server *s = &x->pool->servers[idx];
+    if (!lb_begin(s->ls, force))
+        return false;
+    x->srv = s;
+    x->try_srv = s->ls;
     x->t_try_us = loop_clock_us();
     x->t_head_us = 0;
-    lb_begin(x->try_srv);
-    x->lbr.tried |= 1ull << (x->srv->ls->index & 63);
+    x->lbr.tried |= 1ull << (s->ls->index & 63);
+    x->set_cookie = x->pool->up->sticky.enabled && x->lbr.sticky != idx;
+    return true;
+}
+
+/* Chooses a server and begins the try on it. Returns its index, LB_NONE or LB_FULL. */
+static int
+x_pick(struct exchange *x)
+{
+    for (int i = 0; i < 4; i++) {
+        int idx = lb_pick(x->pool->lb, &x->pool->local, &x->lbr, (int64_t)loop_clock_us());
+        if (idx < 0 || try_begin(x, idx, false))
+            return idx;
+    }
+    return LB_FULL; /* other workers keep taking the last slots */
 }
 
 /* The try ends: its outcome feeds the latency average and passive health, and a slot of
@@ -1804,25 +1821,21 @@ connect_upstream(struct exchange *x, bool fresh)
         if (u)
             break;
         log_warn("upstream %s: connect: %s", x->srv->addr_text, strerror(errno));
-        try_begin(x);
         try_end(x, LB_CONNECT_FAILED, 0);
         int idx = -1;
         if (retry_allowed(x, RETRY_ON_CONNECT_FAILURE) &&
             lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us(), true)) {
             spend_retry(x, RETRY_ON_CONNECT_FAILURE);
-            idx = lb_pick(x->pool->lb, &x->pool->local, &x->lbr, (int64_t)loop_clock_us());
+            idx = x_pick(x);
         }
         if (idx < 0) {
             x_error_local(x, 502);
             return PT_ERR;
         }
-        x->srv = &x->pool->servers[idx];
-        x->set_cookie = x->pool->up->sticky.enabled && x->lbr.sticky != idx;
     }
     u->x = x;
     x->u = u;
     x->up_reusable = false;
-    try_begin(x);
     if (u->state == UC_CONNECTING)
         loop_timer_set(&w->loop, &u->timer, cfg->timeouts.upstream_connect_ms);
     else
@@ -1850,19 +1863,17 @@ x_retry(struct exchange *x, uint32_t kind, int status)
         /* the server closed an idle connection as we reused it: not the server's fault */
         x->retried = true;
         try_end(x, LB_ABORTED, 0);
+        try_begin(x, (int)x->srv->ls->index, true);
     } else {
         if (!retry_allowed(x, kind) || !lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us(),
                                                         kind == RETRY_ON_CONNECT_FAILURE))
             return PT_ERR;
         try_end(x, outcome_of(kind), status);
-        int idx = lb_pick(x->pool->lb, &x->pool->local, &x->lbr, (int64_t)loop_clock_us());
+        int idx = x_pick(x);
         if (idx < 0)
             return PT_ERR;
         spend_retry(x, kind);
-        log_debug("upstream %s: retrying on %s", x->pool->up->name,
-                  x->pool->servers[idx].addr_text);
-        x->srv = &x->pool->servers[idx];
-        x->set_cookie = x->pool->up->sticky.enabled && x->lbr.sticky != idx;
+        log_debug("upstream %s: retrying on %s", x->pool->up->name, x->srv->addr_text);
     }
     /* What goes to the new connection: everything sent on the old one (the head, or the
      * kept head and body), then what was queued and not yet written. */
