@@ -168,6 +168,8 @@ struct route {
     bool host_from_server;     /* "host: upstream": send the server's own host[:port] */
     /* ROUTE_REDIRECT */
     char *redirect_to; /* location; when redirect_keep_path, the request path is appended */
+    bool redirect_https;          /* "redirect: {https: true}": https://<request host>[:port]<path> */
+    uint16_t redirect_https_port; /* 0 = default 443 (no port in the location) */
     bool redirect_keep_path;
     int redirect_status; /* 301, 302, 303, 307, 308; default 302 */
     /* ROUTE_RESPOND */
@@ -199,6 +201,39 @@ struct config_limits {
     uint64_t max_body_size;    /* request body; 0 = unlimited; default 1 GiB (413 beyond) */
 };
 
+/* TLS on a listener ("listen: - {address: ..., tls: {...}}" or --listen-tls). */
+struct config_cert {
+    char *cert; /* PEM file: the certificate, then its chain */
+    char *key;  /* PEM file: its private key (RSA or ECDSA) */
+    char *ocsp; /* DER OCSP response to staple, or NULL */
+};
+
+enum tls_client_auth {
+    TLS_CLIENT_AUTH_OFF = 0,
+    TLS_CLIENT_AUTH_OPTIONAL, /* asked for; verified when given; the request goes on without */
+    TLS_CLIENT_AUTH_REQUIRED, /* handshake fails without a valid certificate */
+};
+
+struct config_tls {
+    struct config_cert *certs; /* >= 1; SNI picks by the names in each certificate (SAN, else
+                                * CN; exact or "*.example.com"); no match: certs[0] */
+    uint32_t ncerts;
+    uint16_t min_version;   /* 0x0303 (TLS 1.2, default) or 0x0304 (TLS 1.3 only) */
+    char *ciphers;          /* TLS 1.2 suites, OpenSSL syntax; default ECDHE + AEAD only */
+    char *ciphersuites;     /* TLS 1.3 suites; default OpenSSL's */
+    char *groups;           /* key exchange groups; default "X25519:P-256" */
+    bool http2;             /* ALPN offers h2 before http/1.1; default true */
+    bool session_tickets;   /* default true; keys shared by all workers, rotated */
+    uint32_t ticket_rotate_ms;     /* default 3600000 (1 h); the previous key still decrypts */
+    uint32_t session_cache;        /* server-side session cache entries; 0 off; default 20480 */
+    uint32_t session_timeout_ms;   /* session lifetime; default 3600000 */
+    uint32_t handshake_timeout_ms; /* default 10000 */
+    enum tls_client_auth client_auth;
+    char *client_ca;             /* PEM bundle of CAs for client certificates */
+    char *client_subject_header; /* send the verified subject upstream in this field, or NULL */
+    char *hsts;                  /* Strict-Transport-Security value added to responses, or NULL */
+};
+
 enum log_format { LOG_FORMAT_COMBINED = 0, LOG_FORMAT_JSON };
 
 struct config {
@@ -206,6 +241,8 @@ struct config {
     uint32_t workers; /* 0 in the file means one per core; resolved to >= 1 at load */
     struct config_addr *listens;
     uint32_t nlistens;
+    struct config_tls **listen_tls; /* per listen address: its TLS settings, or NULL (plain);
+                                     * the array itself is NULL when no listener has TLS */
     struct config_timeouts timeouts;
     struct config_limits limits;
     struct config_upstream *upstreams;

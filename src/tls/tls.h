@@ -1,0 +1,51 @@
+/* TLS termination with OpenSSL 3: one struct tls_server per TLS listener, built from its
+ * struct config_tls at start (and again on SIGHUP), shared by every worker. Workers create one
+ * SSL per accepted connection from it; the handshake and record I/O are driven by the worker's
+ * event loop through non-blocking sockets (tls_io.c in the proxy layer), never blocking. */
+#ifndef PT_TLS_H
+#define PT_TLS_H
+
+#include "config/config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct ssl_st SSL;
+
+struct tls_server;
+
+/* Loads every certificate/key (and OCSP response, client CA) of <cfg> and builds the contexts:
+ * TLS 1.2+ (min_version), forward-secret AEAD suites with server preference for 1.2, the
+ * groups, SNI (exact names, then wildcards, else the first certificate), ALPN (h2 when
+ * cfg->http2, and http/1.1), session tickets whose keys all workers share and that rotate every
+ * ticket_rotate_ms (the previous key still decrypts), a server-side session cache, OCSP
+ * stapling, client certificates. Returns NULL with "file: what is wrong" in err on any error
+ * (unreadable file, bad PEM, key not matching its certificate, ...). */
+struct tls_server *tls_server_new(const struct config_tls *cfg, char *err, size_t errlen);
+
+/* Reads every certificate, key and OCSP file of its config again (SIGHUP). On success new
+ * handshakes use them while connections already made keep theirs; on failure nothing changes
+ * and err says "file: what is wrong". Thread-safe against workers making SSLs. */
+int tls_server_reload(struct tls_server *t, char *err, size_t errlen);
+
+/* Frees it; every SSL made from it must be freed first. */
+void tls_server_free(struct tls_server *t);
+
+/* A new server-side SSL for the accepted, non-blocking socket <fd>, or NULL (logged). */
+SSL *tls_server_ssl(struct tls_server *t, int fd);
+
+/* After the handshake: the ALPN protocol chosen ("h2", "http/1.1") or NULL when none. */
+const char *tls_alpn(SSL *ssl, size_t *len);
+
+/* After the handshake: the verified client certificate's subject as an RFC 2253 string into
+ * out[0..cap) (NUL-terminated); returns its length, 0 when there is no verified certificate. */
+size_t tls_client_subject(SSL *ssl, char *out, size_t cap);
+
+/* Rotates the session ticket keys when their time came (call about once a second from any one
+ * thread; cheap when nothing is due). Thread-safe against handshakes on workers. */
+void tls_server_tick(struct tls_server *t);
+
+/* The last OpenSSL error(s) as one line into out (for logs); clears the error queue. */
+const char *tls_error_string(char *out, size_t cap);
+
+#endif
