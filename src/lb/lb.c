@@ -282,8 +282,9 @@ ewma_now(const struct lb_server *s, int64_t now)
     return e;
 }
 
-/* Power of two choices: two weighted draws, the lower cost wins; equal costs toss a coin so
- * that shares follow the weights exactly when the servers look alike. */
+/* Power of two choices: two weighted draws (the second among the others), the lower cost
+ * wins; on equal costs the first draw wins, so that shares follow the weights exactly when the
+ * servers look alike (idle ones, say). */
 static int
 pick_two(struct lb_pool *p, struct lb_local *l, int64_t now, bool ewma)
 {
@@ -298,9 +299,7 @@ pick_two(struct lb_pool *p, struct lb_local *l, int64_t now, bool ewma)
         ca *= ewma_now(sa, now) + 1;
         cb *= ewma_now(sb, now) + 1;
     }
-    if (ca == cb)
-        return (rnd(l) & 1) ? a : b;
-    return ca < cb ? a : b;
+    return cb < ca ? b : a;
 }
 
 int

@@ -1062,3 +1062,541 @@ class RssSampler:
 def env_bin():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return os.environ.get("PORTICO_BIN", os.path.join(root, "build", "portico"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Load balancing, health checks, retries and failover (issue 3): an origin a test can stop,
+# start again on the same port, slow down, hold, make answer 5xx, reset or hang; keep-alive
+# load from several threads; the admin status document.
+
+import struct  # noqa: E402  (used by the classes below only)
+
+class CtlRecord:
+    """One request a CtlOrigin received (health checks are kept apart)."""
+    __slots__ = ("t", "method", "target", "path", "query", "headers", "body", "conn_id", "gen")
+
+    def header(self, name):
+        return hone(self.headers, name)
+
+    def __repr__(self):
+        return f"<CtlRecord {self.method} {self.target} conn={self.conn_id} gen={self.gen}>"
+
+
+class CtlOrigin:
+    """A controllable HTTP/1.1 origin. Every response names it: `X-Origin: <name>` and the
+    body `<name> <status>\\n`.
+
+    stop() closes the listening socket and every open connection (abortively: the peer sees
+    the connection end, then a reset) so that Portico sees refused connects and connections
+    that die under it, as with a killed process; start() listens again on the same port.
+
+    Behaviour, changeable at any time (attributes):
+      status         status of every ordinary response (200)
+      delay          seconds to wait before answering (0)
+      behaviour      "ok"; "reset": read the request, then reset the connection; "close": read
+                     the request, then close (FIN) without a byte; "hang": never answer
+      health_status, health_body, health_delay: answer to requests for health_path
+    Per request, in the query string: delay=S, status=N, hold=1 (wait until release() or
+    stop), do=reset|close|hang (as behaviour, for that request), id=... (ignored; for tests).
+
+    Records: requests (CtlRecord, health checks excluded), health_checks, inflight (requests
+    being answered now), max_inflight, conn_count."""
+
+    def __init__(self, name, host="127.0.0.1", port=0, health_path="/health"):
+        self.name = name
+        self.host = host
+        self.health_path = health_path
+        self.lock = threading.Lock()
+        self.status = 200
+        self.delay = 0.0
+        self.behaviour = "ok"
+        self.health_status = 200
+        self.health_body = "healthy"
+        self.health_delay = 0.0
+        self.requests = []
+        self.health_checks = []
+        self.inflight = 0
+        self.max_inflight = 0
+        self.conn_count = 0
+        self.protocol_errors = []
+        self.allow_protocol_errors = False
+        self.starts = 0
+        self.running = False
+        self.port = port
+        self._released = threading.Event()
+        self._threads = []
+        self._socks = set()
+        self._lsock = None
+        self._stopping = threading.Event()
+        self.start()
+        self.addr = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        self.url = f"http://{self.addr}"
+
+    # -- control ---------------------------------------------------------------------------
+
+    def start(self):
+        with self.lock:
+            if self.running:
+                return
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        lsock = socket.socket(family, socket.SOCK_STREAM)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                lsock.bind((self.host, self.port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    lsock.close()
+                    raise
+                time.sleep(0.05)
+        lsock.listen(512)
+        lsock.settimeout(0.2)
+        stopping = threading.Event()
+        with self.lock:
+            self.port = lsock.getsockname()[1]
+            self._lsock = lsock
+            self._stopping = stopping
+            self.starts += 1
+            gen = self.starts
+            self.running = True
+            t = threading.Thread(target=self._accept_loop, args=(lsock, stopping, gen),
+                                 name=f"{self.name}-accept{gen}", daemon=True)
+            self._threads.append(t)
+        t.start()
+
+    def stop(self):
+        """Closes the listener and every connection; returns when every thread has ended."""
+        with self.lock:
+            was_running = self.running
+            self.running = False
+            stopping, lsock = self._stopping, self._lsock
+            socks = list(self._socks)
+            threads = list(self._threads)
+        stopping.set()
+        if was_running and lsock is not None:
+            try:
+                lsock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            lsock.close()
+        for s in socks:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5
+        for t in threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        alive = [t.name for t in threads if t.is_alive()]
+        assert not alive, f"origin threads still running: {alive}"
+        with self.lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def release(self):
+        """Lets every held request (hold=1) go, now and until rearm()."""
+        self._released.set()
+
+    def rearm(self):
+        self._released.clear()
+
+    # -- records ---------------------------------------------------------------------------
+
+    @property
+    def count(self):
+        with self.lock:
+            return len(self.requests)
+
+    def since(self, t):
+        """Requests received at or after monotonic time <t>."""
+        with self.lock:
+            return [r for r in self.requests if r.t >= t]
+
+    def ids(self):
+        """The id= query values of the requests received, in order."""
+        with self.lock:
+            return [r.query.get("id", [None])[0] for r in self.requests]
+
+    def wait_for(self, pred, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if pred(self):
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _accept_loop(self, lsock, stopping, gen):
+        while not stopping.is_set():
+            try:
+                s, _ = lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            s.settimeout(60)
+            with self.lock:
+                if stopping.is_set():
+                    s.close()
+                    break
+                self.conn_count += 1
+                conn_id = self.conn_count
+                self._socks.add(s)
+                if len(self._threads) > 64:
+                    self._threads = [t for t in self._threads if t.is_alive()]
+                t = threading.Thread(target=self._run_conn, args=(s, conn_id, stopping, gen),
+                                     name=f"{self.name}-conn{conn_id}", daemon=True)
+                self._threads.append(t)
+            t.start()
+
+    def _run_conn(self, s, conn_id, stopping, gen):
+        try:
+            self._serve(s, conn_id, stopping, gen)
+        except (OSError, EOFError, ProtocolError, ValueError):
+            pass
+        finally:
+            with self.lock:
+                self._socks.discard(s)
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _read(self, reader, conn_id, gen):
+        head = reader.read_head()
+        lines = head.split(b"\r\n")
+        m = REQUEST_LINE_RE.match(lines[0])
+        errors = []
+        if not m:
+            with self.lock:
+                self.protocol_errors.append(f"bad request line {lines[0][:100]!r}")
+            raise ProtocolError("bad request line")
+        rec = CtlRecord()
+        rec.t = time.monotonic()
+        rec.method = m.group(1).decode()
+        rec.target = m.group(2).decode("latin-1")
+        split = urllib.parse.urlsplit(rec.target)
+        rec.path = split.path
+        rec.query = urllib.parse.parse_qs(split.query)
+        rec.headers = parse_fields(lines[1:], errors)
+        rec.conn_id = conn_id
+        rec.gen = gen
+        if m.group(3) != b"1":
+            errors.append("proxy sent HTTP/1.0 upstream")
+        if len(hget(rec.headers, "host")) != 1:
+            errors.append(f"Host count {len(hget(rec.headers, 'host'))}")
+        te = hget(rec.headers, "transfer-encoding")
+        cl = hget(rec.headers, "content-length")
+        if te and cl:
+            errors.append("both Transfer-Encoding and Content-Length")
+        body = bytearray()
+        if te:
+            _, errs = read_chunked(reader, body.extend)
+            errors += errs
+        elif cl:
+            if len(set(cl)) != 1 or not cl[0].isdigit():
+                errors.append(f"bad Content-Length {cl}")
+                raise ProtocolError("bad Content-Length")
+            reader.read_into(int(cl[0]), body.extend)
+        rec.body = bytes(body)
+        if errors:
+            with self.lock:
+                self.protocol_errors.extend(errors)
+        return rec
+
+    def _serve(self, s, conn_id, stopping, gen):
+        reader = Reader(s)
+        while not stopping.is_set():
+            if not reader.buf:
+                try:
+                    reader._fill()
+                except (EOFError, socket.timeout):
+                    return
+            rec = self._read(reader, conn_id, gen)
+            health = rec.path == self.health_path
+            with self.lock:
+                (self.health_checks if health else self.requests).append(rec)
+                self.inflight += 1
+                self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                keep = self._answer(s, rec, health, stopping)
+            finally:
+                with self.lock:
+                    self.inflight -= 1
+            if not keep:
+                return
+
+    def _answer(self, s, rec, health, stopping):
+        opt = lambda k, d=None: rec.query.get(k, [d])[0]  # noqa: E731
+        behaviour = opt("do", self.behaviour)
+        if behaviour == "reset":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False  # the caller closes: RST
+        if behaviour == "close":
+            s.shutdown(socket.SHUT_WR)
+            return False
+        if behaviour == "hang":
+            stopping.wait(120)
+            return False
+        if health:
+            if self.health_delay:
+                stopping.wait(self.health_delay)
+            status, body = self.health_status, self.health_body.encode()
+        else:
+            if opt("hold"):
+                while not stopping.is_set() and not self._released.wait(0.05):
+                    pass
+            delay = float(opt("delay", self.delay) or 0)
+            if delay:
+                stopping.wait(delay)
+            status = int(opt("status", self.status))
+            body = f"{self.name} {status}\n".encode()
+        if stopping.is_set():
+            return False
+        reason = REASONS.get(status, {200: "OK", 500: "Internal Server Error"}.get(status, "X"))
+        keep = "close" not in conn_tokens(rec.headers)
+        head = [f"HTTP/1.1 {status} {reason}", f"X-Origin: {self.name}",
+                "Content-Type: text/plain", f"Content-Length: {len(body)}"]
+        if not keep:
+            head.append("Connection: close")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode()
+        if rec.method != "HEAD":
+            data += body
+        s.sendall(data)
+        return keep
+
+
+class BoundClient(Client):
+    """A Client whose socket is bound to the source address <source> (e.g. 127.0.0.2)."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=IO_TIMEOUT, source=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        with _open_lock:
+            _open_clients.append(self.sock)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect((host, port))
+        self.reader = Reader(self.sock)
+
+
+def fetch_all(port, items, conns=4, timeout=IO_TIMEOUT):
+    """Sends <items> (dicts of build_request arguments: method, target, headers, body, host)
+    over <conns> keep-alive connections in parallel, connection k taking items k, k+conns, ...
+    in order. Returns the Responses in the order of <items>; raises the first error."""
+    out = [None] * len(items)
+    errors = []
+
+    def run(k):
+        c = None
+        try:
+            for i in range(k, len(items), conns):
+                if c is None:
+                    c = Client(port, timeout=timeout)
+                it = dict(items[i])
+                method = it.pop("method", "GET")
+                target = it.pop("target", "/")
+                r = c.request(method, target, **it)
+                out[i] = r
+                if "close" in conn_tokens(r.headers):
+                    c.close()
+                    c = None
+        except Exception as e:  # noqa: BLE001 -- reported to the test below
+            errors.append(e)
+        finally:
+            if c is not None:
+                c.close()
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout * 4 + len(items) * timeout / conns)
+    if errors:
+        raise errors[0]
+    assert all(t is not None for t in out), "some requests got no response"
+    return out
+
+
+def origin_of(resp):
+    """The name of the CtlOrigin that answered, or None (e.g. a Portico error page)."""
+    return resp.header("x-origin")
+
+
+class Load:
+    """Keep-alive GET load from <threads> connections until stop(). Each request is recorded
+    as (t_sent, t_done, status or None, origin name or None, error text or None). With <rate>,
+    requests are paced to about that many per second in total. <target> may be a callable
+    (thread index, request number) -> target."""
+
+    def __init__(self, port, threads=4, rate=None, target="/", method="GET", headers=(),
+                 timeout=IO_TIMEOUT):
+        self.port = port
+        self.nthreads = threads
+        self.rate = rate
+        self.target = target
+        self.method = method
+        self.headers = list(headers)
+        self.timeout = timeout
+        self.results = []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+
+    def start(self):
+        for k in range(self.nthreads):
+            t = threading.Thread(target=self._run, args=(k,), name=f"load{k}", daemon=True)
+            self._threads.append(t)
+            t.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(self.timeout + 5)
+        alive = [t.name for t in self._threads if t.is_alive()]
+        assert not alive, f"load threads still running: {alive}"
+        return self
+
+    def _run(self, k):
+        c = None
+        n = 0
+        interval = self.nthreads / self.rate if self.rate else 0
+        next_t = time.monotonic() + (interval * k / self.nthreads if interval else 0)
+        while not self._stop.is_set():
+            if interval:
+                wait = next_t - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    break
+                next_t = max(next_t + interval, time.monotonic() - 1.0)
+            target = self.target(k, n) if callable(self.target) else self.target
+            n += 1
+            t0 = time.monotonic()
+            try:
+                if c is None:
+                    c = Client(self.port, timeout=self.timeout)
+                r = c.request(self.method, target, headers=self.headers)
+                rec = (t0, time.monotonic(), r.status, r.header("x-origin"), None)
+                if "close" in conn_tokens(r.headers):
+                    c.close()
+                    c = None
+            except Exception as e:  # noqa: BLE001 -- counted as a failed request
+                rec = (t0, time.monotonic(), None, None, f"{type(e).__name__}: {e}")
+                if c is not None:
+                    c.close()
+                    c = None
+            with self.lock:
+                self.results.append(rec)
+        if c is not None:
+            c.close()
+
+    @property
+    def sent(self):
+        return len(self.results)
+
+    def ok(self):
+        return [r for r in self.results if r[2] == 200 and r[3] is not None]
+
+    def failed(self):
+        return [r for r in self.results if not (r[2] == 200 and r[3] is not None)]
+
+    def served_by(self, name, t_from=0.0, t_to=float("inf")):
+        return sum(1 for r in self.results if r[3] == name and t_from <= r[0] < t_to)
+
+    def between(self, t_from, t_to):
+        return [r for r in self.results if t_from <= r[0] < t_to]
+
+
+def get_status(admin_port, timeout=IO_TIMEOUT):
+    """The admin status document (GET /status) as a dict. A refused connect is retried for a
+    while: the admin listener may start a moment after the proxy listener."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            r = request(admin_port, "GET", "/status", host=f"127.0.0.1:{admin_port}",
+                        timeout=timeout)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    assert r.status == 200, r
+    ctype = (r.header("content-type") or "").split(";")[0].strip().lower()
+    assert ctype == "application/json", r
+    return json.loads(r.body)
+
+
+def status_pool(doc, pool):
+    for p in doc["pools"]:
+        if p["name"] == pool:
+            return p
+    raise AssertionError(f"pool {pool!r} not in the status document: {doc}")
+
+
+def status_server(doc, pool, addr):
+    for s in status_pool(doc, pool)["servers"]:
+        if s["address"] == addr:
+            return s
+    raise AssertionError(f"server {addr} of pool {pool!r} not in the status document: {doc}")
+
+
+def wait_status(admin_port, pred, timeout=5.0):
+    """Polls the status document until pred(doc) holds; returns the last document."""
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = get_status(admin_port)
+        if pred(doc) or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.05)
+
+
+def assert_retry_after(resp):
+    """Retry-After is present and valid (RFC 9110 10.2.3: delay-seconds or an HTTP-date)."""
+    import email.utils
+    v = resp.header("retry-after")
+    assert v is not None, f"no Retry-After on {resp}"
+    if not re.fullmatch(r"[0-9]+", v):
+        assert email.utils.parsedate_to_datetime(v) is not None, f"bad Retry-After {v!r}"
+
+
+def ctl_factory(registry):
+    """For a fixture: make(*names, **CtlOrigin options) -> a CtlOrigin per name (the origin
+    itself when one name is given), each appended to <registry> (conftest's _origins list, so
+    that it is stopped and checked at teardown)."""
+    def make(*names, **kw):
+        made = []
+        for n in names:
+            o = CtlOrigin(n, **kw)
+            registry.append(o)
+            made.append(o)
+        return made[0] if len(made) == 1 else made
+    return make
+
+
+def srv(o, **opts):
+    """A server entry of a pool: the origin's address, or a mapping with server options."""
+    if isinstance(o, dict):
+        return {**o, **opts}
+    addr = o if isinstance(o, str) else o.addr
+    return {"address": addr, **opts} if opts else addr
+
+
+def pool_cfg(servers, route=None, admin=None, **pool):
+    """A configuration with one pool "app" (<pool> keys: balance, outlier, health, ...) and,
+    when <route> is given (a dict of proxy options: retries, try_timeout, ...), one route
+    proxying everything to it; else the implicit catch-all route. <admin>: a port for the
+    status listener."""
+    cfg = {"upstreams": {"app": {"servers": [srv(s) for s in servers], **pool}}}
+    if route is not None:
+        cfg["routes"] = [{"name": "app", "proxy": {"upstream": "app", **route}}]
+    if admin is not None:
+        cfg["admin"] = f"127.0.0.1:{admin}"
+    return cfg
