@@ -10,7 +10,9 @@ PACKAGES=(
     # fuzzing and sanitizers (libFuzzer and the ASan/UBSan runtimes for clang)
     clang libclang-rt-14-dev
     # libraries
-    libyaml-dev libpcre2-dev
+    libyaml-dev libpcre2-dev libssl-dev
+    # TLS test tooling (certificates, s_client)
+    openssl
     # integration tests (pytest via Debian's /usr/bin/python3)
     python3 python3-pytest python3-httpx python3-h2 curl ca-certificates
     # test helpers: ps/pgrep, ss

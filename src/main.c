@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "lb/control.h"
 #include "lb/lb.h"
+#include "tls/tls.h"
 #include "proxy/worker.h"
 
 #include <errno.h>
@@ -23,6 +24,7 @@ usage(FILE *f)
         f, "Usage: portico -c FILE            run from a YAML configuration\n"
            "       portico -t -c FILE         check a configuration and exit\n"
            "       portico --listen ADDR --upstream http://HOST:PORT [--upstream ...]\n"
+           "               [--listen-tls ADDR --cert PATH --key PATH]\n"
            "               [--workers N] [--access-log PATH|off] [--log-level LEVEL]\n"
            "               [--balance NAME] [--health-check PATH] [--admin ADDR]\n"
            "       portico --version\n"
@@ -30,6 +32,10 @@ usage(FILE *f)
            "  -c, --config FILE    configuration file (docs/configuration.md)\n"
            "  -t, --test           validate the configuration, print errors, exit 0 or 1\n"
            "  --listen ADDR        listen address, e.g. 127.0.0.1:8080 or [::1]:8080 (repeatable)\n"
+           "  --listen-tls ADDR    quick mode: TLS listen address, HTTP/2 offered (repeatable;\n"
+           "                       needs --cert and --key)\n"
+           "  --cert PATH          quick mode: PEM certificate (then its chain) for --listen-tls\n"
+           "  --key PATH           quick mode: PEM private key of --cert\n"
            "  --upstream URL       upstream server, e.g. http://127.0.0.1:9000 (repeatable:\n"
            "                       several form one pool, see --balance)\n"
            "  --workers N          worker threads (default: one per core)\n"
@@ -42,13 +48,22 @@ usage(FILE *f)
            "  -V, --version        print the version\n");
 }
 
+static void
+free_tls(struct tls_server **tls, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        tls_server_free(tls[i]);
+    free(tls);
+}
+
 int
 main(int argc, char **argv)
 {
     const char *config_path = NULL, *access_log = NULL, *log_level_s = NULL;
     const char *admin = NULL, *health_check = NULL, *balance = NULL;
-    const char *listens[MAX_CLI], *upstreams[MAX_CLI];
-    uint32_t nlistens = 0, nupstreams = 0, workers = 0;
+    const char *cert = NULL, *key = NULL;
+    const char *listens[MAX_CLI], *listens_tls[MAX_CLI], *upstreams[MAX_CLI];
+    uint32_t nlistens = 0, nlistens_tls = 0, nupstreams = 0, workers = 0;
     bool test_only = false;
 
     for (int i = 1; i < argc; i++) {
@@ -74,6 +89,19 @@ main(int argc, char **argv)
                 return 1;
             }
             listens[nlistens++] = v;
+        } else if (!strcmp(a, "--listen-tls")) {
+            NEED_VALUE();
+            if (nlistens_tls == MAX_CLI) {
+                fprintf(stderr, "portico: too many --listen-tls\n");
+                return 1;
+            }
+            listens_tls[nlistens_tls++] = v;
+        } else if (!strcmp(a, "--cert")) {
+            NEED_VALUE();
+            cert = v;
+        } else if (!strcmp(a, "--key")) {
+            NEED_VALUE();
+            key = v;
         } else if (!strcmp(a, "--upstream")) {
             NEED_VALUE();
             if (nupstreams == MAX_CLI) {
@@ -122,13 +150,21 @@ main(int argc, char **argv)
     char err[1024] = "";
     struct config *cfg = NULL;
     if (config_path) {
-        if (nlistens || nupstreams) {
-            fprintf(stderr, "portico: use either -c FILE or --listen/--upstream, not both\n");
+        if (nlistens || nlistens_tls || nupstreams) {
+            fprintf(stderr, "portico: use either -c FILE or --listen/--listen-tls/--upstream, not "
+                            "both\n");
             return 1;
         }
-        if (health_check || balance) {
+        if (health_check || balance || cert || key) {
+            const char *flag = balance        ? "--balance"
+                               : health_check ? "--health-check"
+                               : cert         ? "--cert"
+                                              : "--key";
+            const char *file_key = balance        ? "balance:"
+                                   : health_check ? "health:"
+                                                  : "a listen entry with tls:";
             fprintf(stderr, "portico: %s is a quick-mode option; with -c FILE use %s in the file\n",
-                    balance ? "--balance" : "--health-check", balance ? "balance:" : "health:");
+                    flag, file_key);
             return 1;
         }
         if (config_load_file(config_path, &cfg, err, sizeof(err)) != PT_OK) {
@@ -142,14 +178,19 @@ main(int argc, char **argv)
             config_free(cfg);
             return 1;
         }
-    } else if (nlistens || nupstreams) {
-        if (!nlistens || !nupstreams) {
-            fprintf(stderr, "portico: quick mode needs --listen and at least one --upstream\n");
+    } else if (nlistens || nlistens_tls || nupstreams || cert || key) {
+        if ((!nlistens && !nlistens_tls) || !nupstreams) {
+            fprintf(stderr, "portico: quick mode needs --listen (or --listen-tls) and at least "
+                            "one --upstream\n");
             return 1;
         }
         const struct config_cli opts = {
             .listens = listens,
             .nlistens = nlistens,
+            .listens_tls = listens_tls,
+            .nlistens_tls = nlistens_tls,
+            .cert = cert,
+            .key = key,
             .upstreams = upstreams,
             .nupstreams = nupstreams,
             .workers = workers,
@@ -209,16 +250,33 @@ main(int argc, char **argv)
 
     int rc = 0;
     uint32_t nw = cfg->workers ? cfg->workers : 1;
+    /* TLS contexts, one per TLS listener, shared by the workers. */
+    struct tls_server **tls = pt_calloc(cfg->nlistens, sizeof(*tls));
+    for (uint32_t i = 0; cfg->listen_tls && i < cfg->nlistens; i++) {
+        if (!cfg->listen_tls[i])
+            continue;
+        cfg->listen_tls[i]->http2 = false; /* HTTP/2 is not served yet: ALPN offers http/1.1 */
+        tls[i] = tls_server_new(cfg->listen_tls[i], err, sizeof(err));
+        if (!tls[i]) {
+            log_error("listen %s: %s", cfg->listens[i].text, err);
+            fprintf(stderr, "portico: listen %s: %s\n", cfg->listens[i].text, err);
+            free_tls(tls, cfg->nlistens);
+            log_stop();
+            config_free(cfg);
+            return 1;
+        }
+    }
     struct lb *lb = lb_new(cfg);
     struct worker **ws = pt_calloc(nw, sizeof(*ws));
     for (uint32_t i = 0; i < nw; i++) {
-        ws[i] = worker_new(i, cfg, lb, err, sizeof(err));
+        ws[i] = worker_new(i, cfg, lb, tls, err, sizeof(err));
         if (!ws[i]) {
             log_error("%s", err);
             for (uint32_t k = 0; k < i; k++)
                 worker_free(ws[k]);
             free(ws);
             lb_free(lb);
+            free_tls(tls, cfg->nlistens);
             log_stop();
             fprintf(stderr, "portico: %s\n", err);
             config_free(cfg);
@@ -237,6 +295,7 @@ main(int argc, char **argv)
                 worker_free(ws[k]);
             free(ws);
             lb_free(lb);
+            free_tls(tls, cfg->nlistens);
             log_stop();
             config_free(cfg);
             return 1;
@@ -259,8 +318,15 @@ main(int argc, char **argv)
 
     for (;;) {
         int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        /* wake once a second for timed work: TLS session ticket key rotation */
+        struct timespec tick = {.tv_sec = 1, .tv_nsec = 0};
+        sig = sigtimedwait(&set, NULL, &tick);
+        if (sig < 0) {
+            for (uint32_t i = 0; i < cfg->nlistens; i++)
+                if (tls[i])
+                    tls_server_tick(tls[i]);
             continue;
+        }
         if (sig == SIGUSR1) {
             if (log_reconfigure(cfg->error_log, cfg->error_log_level, cfg->access_log,
                                 cfg->access_log_format == LOG_FORMAT_JSON, err,
@@ -271,7 +337,19 @@ main(int argc, char **argv)
             continue;
         }
         if (sig == SIGHUP) {
-            log_warn("SIGHUP: configuration reload is not supported yet; still running on %s",
+            /* Certificates and keys are read again; a bad one keeps the old in use. */
+            for (uint32_t i = 0; i < cfg->nlistens; i++) {
+                if (!tls[i])
+                    continue;
+                if (tls_server_reload(tls[i], err, sizeof(err)) == PT_OK)
+                    log_info("listen %s: certificates reloaded", cfg->listens[i].text);
+                else
+                    log_error("listen %s: certificates not reloaded, the old ones stay in "
+                              "use: %s",
+                              cfg->listens[i].text, err);
+            }
+            log_warn("SIGHUP: reloading the rest of the configuration is not supported yet; "
+                     "still running on %s",
                      cfg->source ? cfg->source : "the current configuration");
             continue;
         }
@@ -294,6 +372,7 @@ stop:
         worker_free(ws[i]);
     free(ws);
     lb_free(lb);
+    free_tls(tls, cfg->nlistens);
     log_info("stopped");
     log_stop();
     config_free(cfg);

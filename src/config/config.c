@@ -9,6 +9,8 @@
 #include <pcre2.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,6 +181,40 @@ config_upstream_defaults(struct config_upstream *u)
 }
 
 void
+config_tls_defaults(struct config_tls *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->min_version = 0x0303;
+    t->http2 = true;
+    t->session_tickets = true;
+    t->ticket_rotate_ms = 3600000;
+    t->session_cache = 20480;
+    t->session_timeout_ms = 3600000;
+    t->handshake_timeout_ms = 10000;
+    t->client_auth = TLS_CLIENT_AUTH_OFF;
+}
+
+int
+config_file_check(const char *path, char *why, size_t whylen)
+{
+    struct stat st;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer. Nothing is read. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+    if (fd < 0) {
+        seterr(why, whylen, "%s", strerror(errno));
+        return PT_ERR;
+    }
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        seterr(why, whylen, "%s", strerror(EISDIR));
+        return PT_ERR;
+    }
+    close(fd);
+    return PT_OK;
+}
+
+void
 config_route_defaults(struct route *r)
 {
     r->retries = 1;
@@ -278,6 +315,26 @@ route_fini(struct route *r)
 }
 
 void
+config_tls_free(struct config_tls *t)
+{
+    if (!t)
+        return;
+    for (uint32_t i = 0; i < t->ncerts; i++) {
+        free(t->certs[i].cert);
+        free(t->certs[i].key);
+        free(t->certs[i].ocsp);
+    }
+    free(t->certs);
+    free(t->ciphers);
+    free(t->ciphersuites);
+    free(t->groups);
+    free(t->client_ca);
+    free(t->client_subject_header);
+    free(t->hsts);
+    free(t);
+}
+
+void
 config_free(struct config *c)
 {
     if (!c)
@@ -286,6 +343,11 @@ config_free(struct config *c)
     for (uint32_t i = 0; i < c->nlistens; i++)
         config_addr_fini(&c->listens[i]);
     free(c->listens);
+    if (c->listen_tls) {
+        for (uint32_t i = 0; i < c->nlistens; i++)
+            config_tls_free(c->listen_tls[i]);
+        free(c->listen_tls);
+    }
     for (uint32_t i = 0; i < c->nupstreams; i++) {
         struct config_upstream *u = &c->upstreams[i];
         free(u->name);
@@ -760,9 +822,25 @@ config_from_cli_opts(const struct config_cli *o, struct config **out, char *err,
     bool sticky = false;
 
     *out = NULL;
-    if (o->nlistens == 0) {
-        seterr(err, errlen, "missing --listen ADDR");
+    if (o->nlistens == 0 && o->nlistens_tls == 0) {
+        seterr(err, errlen, "missing --listen ADDR (or --listen-tls ADDR)");
         return PT_ERR;
+    }
+    if (o->nlistens_tls == 0 && (o->cert || o->key)) {
+        seterr(err, errlen, "%s needs --listen-tls ADDR", o->cert ? "--cert" : "--key");
+        return PT_ERR;
+    }
+    if (o->nlistens_tls > 0 && (!o->cert || !o->key)) {
+        seterr(err, errlen, "--listen-tls needs %s", !o->cert ? "--cert PATH" : "--key PATH");
+        return PT_ERR;
+    }
+    for (int k = 0; k < 2 && o->nlistens_tls > 0; k++) {
+        const char *path = k == 0 ? o->cert : o->key;
+        if (!*path || config_file_check(path, why, sizeof(why)) != PT_OK) {
+            seterr(err, errlen, "%s \"%s\": cannot read: %s", k == 0 ? "--cert" : "--key", path,
+                   *path ? why : "empty path");
+            return PT_ERR;
+        }
     }
     if (o->nupstreams == 0) {
         seterr(err, errlen, "missing --upstream http://HOST:PORT");
@@ -798,19 +876,34 @@ config_from_cli_opts(const struct config_cli *o, struct config **out, char *err,
     c->source = pt_strdup("command line");
     c->workers = o->workers ? o->workers : config_cpu_count();
 
-    c->listens = pt_calloc(o->nlistens, sizeof(*c->listens));
-    c->nlistens = o->nlistens;
-    for (uint32_t i = 0; i < o->nlistens; i++) {
-        if (config_addr_parse(o->listens[i], CONFIG_ADDR_LISTEN, &c->listens[i], why,
-                              sizeof(why)) != PT_OK) {
-            seterr(err, errlen, "--listen \"%s\": %s", o->listens[i], why);
+    c->nlistens = o->nlistens + o->nlistens_tls;
+    c->listens = pt_calloc(c->nlistens, sizeof(*c->listens));
+    if (o->nlistens_tls)
+        c->listen_tls = pt_calloc(c->nlistens, sizeof(*c->listen_tls));
+    for (uint32_t i = 0; i < c->nlistens; i++) {
+        bool tls = i >= o->nlistens;
+        const char *text = tls ? o->listens_tls[i - o->nlistens] : o->listens[i];
+        const char *flag = tls ? "--listen-tls" : "--listen";
+
+        if (config_addr_parse(text, CONFIG_ADDR_LISTEN, &c->listens[i], why, sizeof(why)) !=
+            PT_OK) {
+            seterr(err, errlen, "%s \"%s\": %s", flag, text, why);
             goto fail;
         }
         for (uint32_t j = 0; j < i; j++) {
             if (addr_same(&c->listens[i], &c->listens[j])) {
-                seterr(err, errlen, "--listen \"%s\": duplicate listen address", o->listens[i]);
+                seterr(err, errlen, "%s \"%s\": duplicate listen address", flag, text);
                 goto fail;
             }
+        }
+        if (tls) {
+            struct config_tls *t = pt_calloc(1, sizeof(*t));
+            config_tls_defaults(t);
+            t->certs = pt_calloc(1, sizeof(*t->certs));
+            t->ncerts = 1;
+            t->certs[0].cert = pt_strdup(o->cert);
+            t->certs[0].key = pt_strdup(o->key);
+            c->listen_tls[i] = t;
         }
     }
     if (o->admin && config_set_admin(c, o->admin, why, sizeof(why)) != PT_OK) {

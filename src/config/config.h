@@ -167,8 +167,8 @@ struct route {
     char *host_rewrite;        /* NULL: preserve the client's Host; else send this Host */
     bool host_from_server;     /* "host: upstream": send the server's own host[:port] */
     /* ROUTE_REDIRECT */
-    char *redirect_to; /* location; when redirect_keep_path, the request path is appended */
-    bool redirect_https;          /* "redirect: {https: true}": https://<request host>[:port]<path> */
+    char *redirect_to;   /* location; when redirect_keep_path, the request path is appended */
+    bool redirect_https; /* "redirect: {https: true}": https://<request host>[:port]<path> */
     uint16_t redirect_https_port; /* 0 = default 443 (no port in the location) */
     bool redirect_keep_path;
     int redirect_status; /* 301, 302, 303, 307, 308; default 302 */
@@ -218,12 +218,12 @@ struct config_tls {
     struct config_cert *certs; /* >= 1; SNI picks by the names in each certificate (SAN, else
                                 * CN; exact or "*.example.com"); no match: certs[0] */
     uint32_t ncerts;
-    uint16_t min_version;   /* 0x0303 (TLS 1.2, default) or 0x0304 (TLS 1.3 only) */
-    char *ciphers;          /* TLS 1.2 suites, OpenSSL syntax; default ECDHE + AEAD only */
-    char *ciphersuites;     /* TLS 1.3 suites; default OpenSSL's */
-    char *groups;           /* key exchange groups; default "X25519:P-256" */
-    bool http2;             /* ALPN offers h2 before http/1.1; default true */
-    bool session_tickets;   /* default true; keys shared by all workers, rotated */
+    uint16_t min_version;          /* 0x0303 (TLS 1.2, default) or 0x0304 (TLS 1.3 only) */
+    char *ciphers;                 /* TLS 1.2 suites, OpenSSL syntax; default ECDHE + AEAD only */
+    char *ciphersuites;            /* TLS 1.3 suites; default OpenSSL's */
+    char *groups;                  /* key exchange groups; default "X25519:P-256" */
+    bool http2;                    /* ALPN offers h2 before http/1.1; default true */
+    bool session_tickets;          /* default true; keys shared by all workers, rotated */
     uint32_t ticket_rotate_ms;     /* default 3600000 (1 h); the previous key still decrypts */
     uint32_t session_cache;        /* server-side session cache entries; 0 off; default 20480 */
     uint32_t session_timeout_ms;   /* session lifetime; default 3600000 */
@@ -264,17 +264,24 @@ struct config {
 
 /* Loads and validates the YAML file <path>. On success returns PT_OK and a new snapshot in *out.
  * On failure returns PT_ERR and writes "file:line:col: message" (with a "did you mean" hint
- * for a misspelt key) into err[0..errlen). Hostnames are resolved here. */
+ * for a misspelt key) into err[0..errlen). Hostnames are resolved here. Files named under tls:
+ * are resolved against the directory of <path> (stored so resolved) and opened to check that
+ * they are readable, but not parsed. */
 int config_load_file(const char *path, struct config **out, char *err, size_t errlen);
 
-/* Same from a string; <name> stands for the file name in messages. For tests and -c -. */
+/* Same from a string; <name> stands for the file name in messages and its directory part, if
+ * any, is the base of relative file paths (none: the working directory). For tests and -c -. */
 int config_load_string(const char *yaml, size_t len, const char *name, struct config **out,
                        char *err, size_t errlen);
 
 /* Quick-mode options, as given on the command line. */
 struct config_cli {
-    const char *const *listens; /* --listen ADDR (at least one) */
+    const char *const *listens; /* --listen ADDR (at least one of --listen and --listen-tls) */
     uint32_t nlistens;
+    const char *const *listens_tls; /* --listen-tls ADDR: TLS listeners, after the plain ones */
+    uint32_t nlistens_tls;
+    const char *cert; /* --cert PATH: certificate (and chain) of every --listen-tls listener */
+    const char *key;  /* --key PATH: its private key; both required with --listen-tls */
     const char *const *upstreams; /* --upstream http://HOST:PORT (at least one) */
     uint32_t nupstreams;
     uint32_t workers;         /* --workers N; 0 = one per core */
@@ -284,7 +291,9 @@ struct config_cli {
 };
 
 /* Quick mode: one pool "default" of the --upstream URLs, one catch-all route "default", the
- * listen addresses and the other options of <o>. Same error contract; messages name the flag. */
+ * listen addresses and the other options of <o>. Same error contract; messages name the flag.
+ * Each --listen-tls listener gets a config_tls with every default and the one --cert/--key
+ * certificate (paths as given, relative to the working directory; checked to be readable). */
 int config_from_cli_opts(const struct config_cli *o, struct config **out, char *err, size_t errlen);
 
 /* config_from_cli_opts with listens, upstreams and workers only. */

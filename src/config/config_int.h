@@ -36,6 +36,16 @@ void config_upstream_defaults(struct config_upstream *u);
 /* Fills every route default (proxy retries, redirect and respond statuses). */
 void config_route_defaults(struct route *r);
 
+/* Fills every TLS listener default (TLS 1.2+, h2, tickets rotated hourly, session cache, 10 s
+ * handshake timeout, no client certificates); no certificates. Allocates nothing. */
+void config_tls_defaults(struct config_tls *t);
+/* Frees <t> and everything it owns (NULL is fine). */
+void config_tls_free(struct config_tls *t);
+
+/* Checks that <path> can be opened for reading (and is not a directory), without reading it.
+ * PT_OK, or PT_ERR with the reason ("No such file or directory", ...) in why. */
+int config_file_check(const char *path, char *why, size_t whylen);
+
 /* The "balance:" names in schema order, and the same as a phrase for messages. */
 extern const char *const config_balance_names[6];
 #define CONFIG_BALANCE_CHOICES "round_robin, least_conn, random_two, ewma, hash or sticky"

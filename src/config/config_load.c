@@ -28,6 +28,7 @@ struct field {
 
 struct ld {
     const char *name; /* file name in messages */
+    char *dir;        /* directory of the file, for relative paths; NULL: the working directory */
     yaml_document_t *doc;
     struct config *c;
     char *err;
@@ -227,6 +228,27 @@ want_bool(struct ld *ld, yaml_node_t *n, const char *what, bool *out)
     return fail(ld, n, "%s: expected true or false, got \"%s\"", what, s);
 }
 
+/* A plain scalar that is a YAML-ish boolean word (true/false, yes/no, on/off, any case). */
+static bool
+switch_word(const yaml_node_t *n, bool *on)
+{
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return false;
+    for (size_t i = 0; i < PT_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(sval(n), yes[i]) == 0) {
+            *on = true;
+            return true;
+        }
+        if (strcasecmp(sval(n), no[i]) == 0) {
+            *on = false;
+            return true;
+        }
+    }
+    return false;
+}
+
 static int
 want_duration(struct ld *ld, yaml_node_t *n, const char *what, bool zero_ok, uint32_t *ms)
 {
@@ -368,6 +390,380 @@ addr_same(const struct config_addr *a, const struct config_addr *b)
     return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
 }
 
+/* managed_field() is with the header rules below. */
+static bool managed_field(const char *lower);
+
+/* Resolves a path of the file against its directory (absolute paths and files read from
+ * standard input or a string without a directory stay as written). */
+static char *
+resolve_path(struct ld *ld, const char *path)
+{
+    size_t dl, pl;
+    char *out;
+
+    if (path[0] == '/' || !ld->dir)
+        return pt_strdup(path);
+    dl = strlen(ld->dir);
+    pl = strlen(path);
+    if (dl && ld->dir[dl - 1] == '/')
+        dl--; /* the file is in "/" */
+    out = pt_malloc(dl + 1 + pl + 1);
+    memcpy(out, ld->dir, dl);
+    out[dl] = '/';
+    memcpy(out + dl + 1, path, pl + 1);
+    return out;
+}
+
+/* A file that must exist and be readable when the configuration is loaded: checked by opening
+ * it (not parsed; the TLS module reads it at start). *out gets the resolved path. */
+static int
+want_file(struct ld *ld, yaml_node_t *n, const char *what, char **out)
+{
+    char why[128];
+    const char *s = NULL;
+    char *path;
+
+    if (want_str(ld, n, what, &s) != PT_OK)
+        return PT_ERR;
+    if (!*s || has_ctl(s, true))
+        return fail(ld, n, "%s: expected a file path", what);
+    path = resolve_path(ld, s);
+    if (config_file_check(path, why, sizeof(why)) != PT_OK) {
+        int rc;
+        if (strcmp(path, s) != 0)
+            rc = fail(ld, n, "%s: cannot read \"%s\" (%s): %s", what, s, path, why);
+        else
+            rc = fail(ld, n, "%s: cannot read \"%s\": %s", what, s, why);
+        free(path);
+        return rc;
+    }
+    *out = path;
+    return PT_OK;
+}
+
+/* One certificate: {cert, key, ocsp}, or the same keys found directly in tls (f has them). */
+static int
+load_cert_fields(struct ld *ld, yaml_node_t *at, const char *where, const struct field f[3],
+                 struct config_cert *cert)
+{
+    static const char *const names[] = {"cert", "key", "ocsp"};
+    char what[240];
+    char **dst[] = {&cert->cert, &cert->key, &cert->ocsp};
+
+    for (int k = 0; k < 2; k++)
+        if (!f[k].val)
+            return fail(ld, at, "%s: missing required key \"%s\"%s", where, names[k],
+                        k == 0 ? " (the certificate file)" : " (the private key file)");
+    for (int k = 0; k < 3; k++)
+        if (f[k].val &&
+            want_file(ld, f[k].val, sub(what, sizeof(what), where, names[k]), dst[k]) != PT_OK)
+            return PT_ERR;
+    return PT_OK;
+}
+
+static int
+load_certificates(struct ld *ld, yaml_node_t *n, const char *twhere, struct config_tls *t)
+{
+    static const char *const keys[] = {"cert", "key", "ocsp"};
+    bool list = n->type == YAML_SEQUENCE_NODE;
+    size_t count = list ? seq_len(n) : 1;
+    char where[240];
+
+    sub(where, sizeof(where), twhere, "certificates");
+    if (!list && n->type != YAML_MAPPING_NODE)
+        return fail(ld, n, "%s: expected a list of {cert: FILE, key: FILE}, got %s", where,
+                    kind(n));
+    if (count == 0)
+        return fail(ld, n, "%s: needs at least one certificate", where);
+    t->certs = pt_calloc(count, sizeof(*t->certs));
+    t->ncerts = (uint32_t)count;
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *it = list ? seq_at(ld, n, i) : n;
+        struct field f[3];
+        char iwhere[260];
+
+        pathf(iwhere, sizeof(iwhere), "%s[%zu]", where, i);
+        if (fields(ld, it, iwhere, keys, 3, f) != PT_OK ||
+            load_cert_fields(ld, it, iwhere, f, &t->certs[i]) != PT_OK)
+            return PT_ERR;
+    }
+    return PT_OK;
+}
+
+static int
+load_min_version(struct ld *ld, yaml_node_t *n, const char *what, uint16_t *out)
+{
+    static const char *const old[] = {"1",       "1.0",    "1.1",    "tlsv1", "tlsv1.0",
+                                      "tlsv1.1", "tls1.0", "tls1.1", "sslv3", "3.0"};
+    const char *s = NULL, *v;
+
+    if (want_str(ld, n, what, &s) != PT_OK)
+        return PT_ERR;
+    v = strncasecmp(s, "TLSv", 4) == 0 ? s + 4 : s;
+    if (strcmp(v, "1.2") == 0) {
+        *out = 0x0303;
+        return PT_OK;
+    }
+    if (strcmp(v, "1.3") == 0) {
+        *out = 0x0304;
+        return PT_OK;
+    }
+    for (size_t i = 0; i < PT_ARRAY_LEN(old); i++)
+        if (strcasecmp(s, old[i]) == 0)
+            return fail(ld, n,
+                        "%s: \"%s\": TLS 1.0 and 1.1 (and SSL) are not supported, they are "
+                        "insecure (expected 1.2 or 1.3)",
+                        what, s);
+    return fail(ld, n, "%s: expected 1.2 or 1.3, got \"%s\"", what, s);
+}
+
+/* An OpenSSL list (ciphers, ciphersuites, groups), kept as written. */
+static int
+want_list_string(struct ld *ld, yaml_node_t *n, const char *what, char **out)
+{
+    const char *s = NULL;
+
+    if (want_str(ld, n, what, &s) != PT_OK)
+        return PT_ERR;
+    if (!*s || has_ctl(s, true))
+        return fail(ld, n, "%s: expected a non-empty list like \"%s\"", what, "X25519:P-256");
+    *out = pt_strdup(s);
+    return PT_OK;
+}
+
+static int
+load_client_auth(struct ld *ld, yaml_node_t *n, const char *what, enum tls_client_auth *out)
+{
+    static const char *const names[] = {"off", "optional", "required"};
+    const char *s = NULL, *hint;
+    bool on;
+
+    if (switch_word(n, &on) && !on) {
+        *out = TLS_CLIENT_AUTH_OFF;
+        return PT_OK;
+    }
+    if (want_str(ld, n, what, &s) != PT_OK)
+        return PT_ERR;
+    for (size_t i = 0; i < PT_ARRAY_LEN(names); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum tls_client_auth)i;
+            return PT_OK;
+        }
+    }
+    hint = config_suggest(s, names, PT_ARRAY_LEN(names));
+    if (hint)
+        return fail(ld, n, "%s: unknown mode \"%s\", did you mean \"%s\"?", what, s, hint);
+    return fail(ld, n, "%s: expected off, optional or required, got \"%s\"", what, s);
+}
+
+static int
+load_hsts(struct ld *ld, yaml_node_t *n, const char *what, char **out)
+{
+    const char *s = NULL;
+    bool on;
+
+    if (switch_word(n, &on)) {
+        if (on)
+            *out = pt_strdup("max-age=31536000");
+        return PT_OK;
+    }
+    if (want_str(ld, n, what, &s) != PT_OK)
+        return PT_ERR;
+    if (!strcasestr(s, "max-age=") || has_ctl(s, true))
+        return fail(ld, n,
+                    "%s: expected true or a Strict-Transport-Security value like "
+                    "\"max-age=63072000; includeSubDomains\", got \"%s\"",
+                    what, s);
+    *out = pt_strdup(s);
+    return PT_OK;
+}
+
+/* The tls: mapping of a listen entry; <where> is "listen[i].tls" or "listen.tls". */
+static int
+load_tls(struct ld *ld, yaml_node_t *n, const char *where, struct config_tls *t)
+{
+    enum {
+        CERT, /* CERT, KEY, OCSP first and in this order: load_cert_fields reads f[0..2] */
+        KEY,
+        OCSP,
+        CERTIFICATES,
+        MIN_VERSION,
+        CIPHERS,
+        CIPHERSUITES,
+        GROUPS,
+        HTTP2,
+        SESSION_TICKETS,
+        TICKET_ROTATION,
+        SESSION_CACHE,
+        SESSION_TIMEOUT,
+        HANDSHAKE_TIMEOUT,
+        CLIENT_AUTH,
+        CLIENT_CA,
+        CLIENT_SUBJECT_HEADER,
+        HSTS,
+        NKEYS
+    };
+    static const char *const keys[] = {"cert",
+                                       "key",
+                                       "ocsp",
+                                       "certificates",
+                                       "min_version",
+                                       "ciphers",
+                                       "ciphersuites",
+                                       "groups",
+                                       "http2",
+                                       "session_tickets",
+                                       "ticket_rotation",
+                                       "session_cache",
+                                       "session_timeout",
+                                       "handshake_timeout",
+                                       "client_auth",
+                                       "client_ca",
+                                       "client_subject_header",
+                                       "hsts"};
+    struct field f[NKEYS];
+    char what[240];
+
+    config_tls_defaults(t);
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(ld, n, "%s: expected a mapping with certificates (or cert and key), got %s",
+                    where, kind(n));
+    if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
+        return PT_ERR;
+
+    if (f[CERTIFICATES].val) {
+        for (int k = CERT; k <= OCSP; k++)
+            if (f[k].key)
+                return fail(ld, f[k].key,
+                            "%s: give either certificates or %s directly in tls, not both", where,
+                            keys[k]);
+        if (load_certificates(ld, f[CERTIFICATES].val, where, t) != PT_OK)
+            return PT_ERR;
+    } else if (f[CERT].key || f[KEY].key || f[OCSP].key) {
+        t->certs = pt_calloc(1, sizeof(*t->certs));
+        t->ncerts = 1;
+        if (load_cert_fields(ld, n, where, f, &t->certs[0]) != PT_OK)
+            return PT_ERR;
+    } else {
+        return fail(ld, n,
+                    "%s: needs a certificate: certificates: [{cert: FILE, key: FILE}], or cert "
+                    "and key",
+                    where);
+    }
+
+    if (f[MIN_VERSION].val &&
+        load_min_version(ld, f[MIN_VERSION].val, sub(what, sizeof(what), where, "min_version"),
+                         &t->min_version) != PT_OK)
+        return PT_ERR;
+    if (f[CIPHERS].val &&
+        want_list_string(ld, f[CIPHERS].val, sub(what, sizeof(what), where, "ciphers"),
+                         &t->ciphers) != PT_OK)
+        return PT_ERR;
+    if (f[CIPHERSUITES].val &&
+        want_list_string(ld, f[CIPHERSUITES].val, sub(what, sizeof(what), where, "ciphersuites"),
+                         &t->ciphersuites) != PT_OK)
+        return PT_ERR;
+    if (f[GROUPS].val &&
+        want_list_string(ld, f[GROUPS].val, sub(what, sizeof(what), where, "groups"), &t->groups) !=
+            PT_OK)
+        return PT_ERR;
+    if (f[HTTP2].val &&
+        want_bool(ld, f[HTTP2].val, sub(what, sizeof(what), where, "http2"), &t->http2) != PT_OK)
+        return PT_ERR;
+    if (f[SESSION_TICKETS].val &&
+        want_bool(ld, f[SESSION_TICKETS].val, sub(what, sizeof(what), where, "session_tickets"),
+                  &t->session_tickets) != PT_OK)
+        return PT_ERR;
+    if (f[TICKET_ROTATION].val &&
+        want_duration(ld, f[TICKET_ROTATION].val, sub(what, sizeof(what), where, "ticket_rotation"),
+                      false, &t->ticket_rotate_ms) != PT_OK)
+        return PT_ERR;
+    if (f[SESSION_CACHE].val &&
+        want_u32(ld, f[SESSION_CACHE].val, sub(what, sizeof(what), where, "session_cache"), 0,
+                 UINT32_MAX, &t->session_cache) != PT_OK)
+        return PT_ERR;
+    if (f[SESSION_TIMEOUT].val &&
+        want_duration(ld, f[SESSION_TIMEOUT].val, sub(what, sizeof(what), where, "session_timeout"),
+                      false, &t->session_timeout_ms) != PT_OK)
+        return PT_ERR;
+    if (f[HANDSHAKE_TIMEOUT].val &&
+        want_duration(ld, f[HANDSHAKE_TIMEOUT].val,
+                      sub(what, sizeof(what), where, "handshake_timeout"), false,
+                      &t->handshake_timeout_ms) != PT_OK)
+        return PT_ERR;
+    if (f[CLIENT_AUTH].val &&
+        load_client_auth(ld, f[CLIENT_AUTH].val, sub(what, sizeof(what), where, "client_auth"),
+                         &t->client_auth) != PT_OK)
+        return PT_ERR;
+    if (t->client_auth == TLS_CLIENT_AUTH_OFF) {
+        for (int k = CLIENT_CA; k <= CLIENT_SUBJECT_HEADER; k++)
+            if (f[k].key)
+                return fail(ld, f[k].key,
+                            "%s: applies only when client_auth is optional or required",
+                            sub(what, sizeof(what), where, keys[k]));
+    } else if (!f[CLIENT_CA].val) {
+        return fail(ld, f[CLIENT_AUTH].val,
+                    "%s.client_auth: %s needs client_ca (the PEM bundle of the CAs that issue "
+                    "client certificates)",
+                    where, sval(f[CLIENT_AUTH].val));
+    }
+    if (f[CLIENT_CA].val &&
+        want_file(ld, f[CLIENT_CA].val, sub(what, sizeof(what), where, "client_ca"),
+                  &t->client_ca) != PT_OK)
+        return PT_ERR;
+    if (f[CLIENT_SUBJECT_HEADER].val) {
+        char *lower;
+        bool bad;
+
+        sub(what, sizeof(what), where, "client_subject_header");
+        if (want_field_name(ld, f[CLIENT_SUBJECT_HEADER].val, what, false,
+                            &t->client_subject_header) != PT_OK)
+            return PT_ERR;
+        lower = pt_strdup(t->client_subject_header);
+        lowercase(lower);
+        bad = managed_field(lower) || strcmp(lower, "host") == 0;
+        free(lower);
+        if (bad)
+            return fail(ld, f[CLIENT_SUBJECT_HEADER].val,
+                        "%s: \"%s\" is managed by Portico; choose another name, e.g. "
+                        "X-Client-Subject",
+                        what, t->client_subject_header);
+    }
+    if (f[HSTS].val &&
+        load_hsts(ld, f[HSTS].val, sub(what, sizeof(what), where, "hsts"), &t->hsts) != PT_OK)
+        return PT_ERR;
+    return PT_OK;
+}
+
+/* A listen entry written as a mapping: {address: ADDR, tls: {...}}. Sets *addr (never NULL on
+ * success) and *tls (NULL without tls). */
+static int
+listen_entry_map(struct ld *ld, yaml_node_t *n, const char *where, yaml_node_t **addr,
+                 yaml_node_t **tls)
+{
+    enum { ADDRESS, TLS, NKEYS };
+    static const char *const keys[] = {"address", "tls"};
+    struct field f[NKEYS];
+    bool near_miss = false;
+
+    /* Without "address" (and no near miss of it to hint at), point at the mapping itself. */
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(ld, p->key);
+        if (k->type == YAML_SCALAR_NODE &&
+            (strcmp(sval(k), "address") == 0 || config_suggest(sval(k), keys, NKEYS)))
+            near_miss = true;
+    }
+    if (!near_miss)
+        return fail(ld, n, "%s: missing required key \"address\"", where);
+    if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
+        return PT_ERR;
+    if (!f[ADDRESS].val)
+        return fail(ld, n, "%s: missing required key \"address\"", where);
+    *addr = f[ADDRESS].val;
+    *tls = f[TLS].val;
+    return PT_OK;
+}
+
 static int
 load_listen(struct ld *ld, yaml_node_t *n)
 {
@@ -380,24 +776,50 @@ load_listen(struct ld *ld, yaml_node_t *n)
         count = seq_len(n);
         if (count == 0)
             return fail(ld, n, "listen: needs at least one address");
-    } else if (n->type == YAML_SCALAR_NODE && !is_null(n)) {
+    } else if ((n->type == YAML_SCALAR_NODE && !is_null(n)) || n->type == YAML_MAPPING_NODE) {
         count = 1;
     } else {
-        return fail(ld, n, "listen: expected an address or a list of addresses, got %s", kind(n));
+        return fail(ld, n,
+                    "listen: expected an address, a mapping {address: ..., tls: ...} or a list "
+                    "of them, got %s",
+                    kind(n));
     }
     c->listens = pt_calloc(count, sizeof(*c->listens));
     c->nlistens = (uint32_t)count;
     for (size_t i = 0; i < count; i++) {
-        yaml_node_t *it = list ? seq_at(ld, n, i) : n;
+        yaml_node_t *it = list ? seq_at(ld, n, i) : n, *an = it, *tn = NULL;
+        char where[32], twhere[48];
         const char *s;
 
-        if (want_str(ld, it, "listen", &s) != PT_OK)
+        if (list)
+            pathf(where, sizeof(where), "listen[%zu]", i);
+        else
+            pathf(where, sizeof(where), "listen");
+        if (it->type == YAML_MAPPING_NODE) {
+            if (listen_entry_map(ld, it, where, &an, &tn) != PT_OK)
+                return PT_ERR;
+        } else if (it->type != YAML_SCALAR_NODE) {
+            return fail(ld, it,
+                        "%s: expected an address or a mapping {address: ..., tls: ...}, "
+                        "got %s",
+                        where, kind(it));
+        }
+        if (want_str(ld, an, an == it ? "listen" : sub(twhere, sizeof(twhere), where, "address"),
+                     &s) != PT_OK)
             return PT_ERR;
         if (config_addr_parse(s, CONFIG_ADDR_LISTEN, &c->listens[i], why, sizeof(why)) != PT_OK)
-            return fail(ld, it, "%s", why);
+            return fail(ld, an, "%s", why);
         for (size_t j = 0; j < i; j++)
             if (addr_same(&c->listens[i], &c->listens[j]))
-                return fail(ld, it, "duplicate listen address \"%s\"", s);
+                return fail(ld, an, "duplicate listen address \"%s\"", s);
+        if (tn) {
+            if (!c->listen_tls)
+                c->listen_tls = pt_calloc(count, sizeof(*c->listen_tls));
+            c->listen_tls[i] = pt_calloc(1, sizeof(*c->listen_tls[i]));
+            if (load_tls(ld, tn, sub(twhere, sizeof(twhere), where, "tls"), c->listen_tls[i]) !=
+                PT_OK)
+                return PT_ERR;
+        }
     }
     return PT_OK;
 }
@@ -667,27 +1089,6 @@ load_server(struct ld *ld, yaml_node_t *n, const char *where, struct config_serv
         return fail(ld, an, "%s", why);
     s->host_header = pt_strdup(s->addr.text);
     return PT_OK;
-}
-
-/* A plain scalar that is a YAML-ish boolean word (true/false, yes/no, on/off, any case). */
-static bool
-switch_word(const yaml_node_t *n, bool *on)
-{
-    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
-
-    if (n->type != YAML_SCALAR_NODE || is_null(n))
-        return false;
-    for (size_t i = 0; i < PT_ARRAY_LEN(yes); i++) {
-        if (strcasecmp(sval(n), yes[i]) == 0) {
-            *on = true;
-            return true;
-        }
-        if (strcasecmp(sval(n), no[i]) == 0) {
-            *on = false;
-            return true;
-        }
-    }
-    return false;
 }
 
 static int
@@ -1522,8 +1923,8 @@ load_proxy(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
 static int
 load_redirect(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r)
 {
-    enum { TO, STATUS, KEEP_PATH, NKEYS };
-    static const char *const keys[] = {"to", "status", "keep_path"};
+    enum { TO, STATUS, KEEP_PATH, HTTPS, PORT, NKEYS };
+    static const char *const keys[] = {"to", "status", "keep_path", "https", "port"};
     struct field f[NKEYS];
     char where[200], what[240];
     const char *s = NULL;
@@ -1533,14 +1934,37 @@ load_redirect(struct ld *ld, yaml_node_t *n, const char *rwhere, struct route *r
     pathf(where, sizeof(where), "%s.redirect", rwhere);
     if (fields(ld, n, where, keys, NKEYS, f) != PT_OK)
         return PT_ERR;
-    if (!f[TO].val)
-        return fail(ld, n, "%s: missing required key \"to\"", where);
-    sub(what, sizeof(what), where, "to");
-    if (want_str(ld, f[TO].val, what, &s) != PT_OK)
+    if (f[HTTPS].val && want_bool(ld, f[HTTPS].val, sub(what, sizeof(what), where, "https"),
+                                  &r->redirect_https) != PT_OK)
         return PT_ERR;
-    if (!*s || has_ctl(s, false))
-        return fail(ld, f[TO].val, "%s: expected a URL or path without spaces", what);
-    r->redirect_to = pt_strdup(s);
+    if (r->redirect_https) {
+        if (f[TO].key)
+            return fail(ld, f[TO].key, "%s: give either to or https: true, not both", where);
+        if (f[KEEP_PATH].key)
+            return fail(ld, f[KEEP_PATH].key,
+                        "%s.keep_path: applies only to \"to\" (an https redirect always keeps "
+                        "the path and query)",
+                        where);
+        r->redirect_status = 308; /* keeps the method and body, unlike 301 */
+        if (f[PORT].val) {
+            uint32_t port;
+            if (want_u32(ld, f[PORT].val, sub(what, sizeof(what), where, "port"), 1, 65535,
+                         &port) != PT_OK)
+                return PT_ERR;
+            r->redirect_https_port = port == 443 ? 0 : (uint16_t)port;
+        }
+    } else {
+        if (f[PORT].key)
+            return fail(ld, f[PORT].key, "%s.port: applies only to https: true", where);
+        if (!f[TO].val)
+            return fail(ld, n, "%s: missing required key \"to\" (or https: true)", where);
+        sub(what, sizeof(what), where, "to");
+        if (want_str(ld, f[TO].val, what, &s) != PT_OK)
+            return PT_ERR;
+        if (!*s || has_ctl(s, false))
+            return fail(ld, f[TO].val, "%s: expected a URL or path without spaces", what);
+        r->redirect_to = pt_strdup(s);
+    }
     if (f[STATUS].val) {
         sub(what, sizeof(what), where, "status");
         if (want_u32(ld, f[STATUS].val, what, 0, 999, &st) != PT_OK)
@@ -1951,8 +2375,17 @@ config_load_string(const char *yaml, size_t len, const char *name, struct config
     config_defaults(c);
     c->source = pt_strdup(name);
     ld = (struct ld){.name = name, .doc = &doc, .c = c, .err = err, .errlen = errlen};
-    if (load_root(&ld, yaml_document_get_root_node(&doc)) != PT_OK)
+    {
+        /* Paths in the file are relative to its directory ("-": the working directory). */
+        const char *slash = strrchr(name, '/');
+        if (slash)
+            ld.dir = pt_strndup(name, slash == name ? 1 : (size_t)(slash - name));
+    }
+    if (load_root(&ld, yaml_document_get_root_node(&doc)) != PT_OK) {
+        free(ld.dir);
         goto out;
+    }
+    free(ld.dir);
     *out = c;
     c = NULL;
     rc = PT_OK;

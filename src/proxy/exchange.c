@@ -9,6 +9,11 @@
 #include "http/h1_parse.h"
 #include "net/sock.h"
 #include "proxy/route.h"
+#include "tls/tls.h"
+
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,13 +32,24 @@
 #define REQUEST_ID_MAX 128
 #define WAIT_POLL_MS   5 /* requests waiting for max_conns look for a free slot this often */
 
+/* A connection's byte stream: the socket, and the TLS session over it when there is one. The
+ * calls below look like read/writev to the rest of this file: -1 with errno EAGAIN when the
+ * socket (or TLS, in either direction) must wait, 0 from xio_read at the end of the stream. */
+struct xio {
+    int fd;
+    SSL *ssl;
+};
+
+#define XIO_PLAIN(fd_) ((struct xio){.fd = (fd_), .ssl = NULL})
+
 enum client_state {
-    CS_IDLE = 0, /* between requests (or new): keep-alive or header timer */
-    CS_HEAD,     /* some bytes of a request head arrived */
-    CS_ACTIVE,   /* an exchange runs */
-    CS_TUNNEL,   /* upgraded: bytes both ways */
-    CS_LINGER,   /* error reply flushed, write side shut; draining input before close */
-    CS_WAIT,     /* its request waits for a max_conns slot (head kept unparsed in rbuf) */
+    CS_IDLE = 0,  /* between requests (or new): keep-alive or header timer */
+    CS_HANDSHAKE, /* TLS handshake in progress: handshake timer */
+    CS_HEAD,      /* some bytes of a request head arrived */
+    CS_ACTIVE,    /* an exchange runs */
+    CS_TUNNEL,    /* upgraded: bytes both ways */
+    CS_LINGER,    /* error reply flushed, write side shut; draining input before close */
+    CS_WAIT,      /* its request waits for a max_conns slot (head kept unparsed in rbuf) */
     CS_CLOSED,
 };
 
@@ -58,8 +74,17 @@ struct client {
     bool wait_expired;                    /* the queue timeout passed: 503 unless a slot is free */
     uint8_t peer_len;
     sa_family_t family;
+    SSL *ssl;                     /* TLS listener: the session, else NULL */
+    const struct config_tls *tls; /* and its settings */
+    char *subject;                /* verified client certificate subject (mTLS), or NULL */
     char peer[48];
 };
+
+static inline struct xio
+cio(const struct client *c)
+{
+    return (struct xio){.fd = c->io.fd, .ssl = c->ssl};
+}
 
 /* One direction of body transfer from a source buffer to a sink socket. */
 struct pipe {
@@ -129,6 +154,7 @@ static void x_fail(struct exchange *x, int status);
 static void x_abort(struct exchange *x, int status);
 static void client_queue(struct client *c);
 static void wait_unlink(struct client *c);
+static void run_head(struct client *c);
 static void wait_resume(struct client *c, bool expired);
 
 /* ------------------------------------------------------------------ small helpers */
@@ -283,10 +309,117 @@ make_request_id(struct worker *w, char *out)
     out[32] = '\0';
 }
 
+/* ------------------------------------------------------------------ socket I/O, plain or TLS */
+
+static ssize_t
+tls_result(SSL *ssl, int r)
+{
+    switch (SSL_get_error(ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+    case SSL_ERROR_ZERO_RETURN: return 0; /* close_notify, or a bare FIN (IGNORE_UNEXPECTED_EOF) */
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0 || errno == EAGAIN)
+            errno = ECONNRESET;
+        SSL_set_quiet_shutdown(ssl, 1); /* after a fatal error no close_notify may be sent */
+        return -1;
+    default:
+        SSL_set_quiet_shutdown(ssl, 1);
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t
+xio_read(struct xio io, void *p, size_t n)
+{
+    if (!io.ssl)
+        return read(io.fd, p, n);
+    ERR_clear_error();
+    int r = SSL_read(io.ssl, p, (int)PT_MIN(n, (size_t)INT_MAX));
+    return r > 0 ? r : tls_result(io.ssl, r);
+}
+
+/* TLS: records of up to 16 KiB are built from the iovecs through this scratch space, so that a
+ * chunk header and its data go out in one record. */
+static _Thread_local char tls_scratch[16384];
+
+/* Writes the iovecs in order; returns bytes written. Short only when the socket is full. */
+static ssize_t
+xio_writev(struct xio io, const struct iovec *iov, int n)
+{
+    if (!io.ssl)
+        return writev(io.fd, iov, n);
+    ssize_t total = 0;
+    int i = 0;
+    size_t off = 0; /* into iov[i] */
+    while (i < n) {
+        const char *p;
+        size_t len;
+        if (off == 0 && (iov[i].iov_len >= sizeof(tls_scratch) || i == n - 1)) {
+            p = iov[i].iov_base;
+            len = PT_MIN(iov[i].iov_len, sizeof(tls_scratch));
+        } else {
+            /* gather from iov[i]+off into the scratch (the same bytes again on a retry) */
+            size_t k = 0;
+            int j = i;
+            size_t o = off;
+            while (j < n && k < sizeof(tls_scratch)) {
+                size_t c = PT_MIN(iov[j].iov_len - o, sizeof(tls_scratch) - k);
+                memcpy(tls_scratch + k, (const char *)iov[j].iov_base + o, c);
+                k += c;
+                o += c;
+                if (o == iov[j].iov_len) {
+                    j++;
+                    o = 0;
+                }
+            }
+            p = tls_scratch;
+            len = k;
+        }
+        if (len == 0) {
+            i++;
+            off = 0;
+            continue;
+        }
+        ERR_clear_error();
+        int r = SSL_write(io.ssl, p, (int)len);
+        if (r <= 0) {
+            if (total)
+                return total;
+            return tls_result(io.ssl, r);
+        }
+        total += r;
+        /* advance (i, off) by r */
+        size_t adv = (size_t)r;
+        while (adv && i < n) {
+            size_t c = PT_MIN(iov[i].iov_len - off, adv);
+            adv -= c;
+            off += c;
+            if (off == iov[i].iov_len) {
+                i++;
+                off = 0;
+            }
+        }
+    }
+    return total;
+}
+
+/* Half-closes the write side: TLS says close_notify first. */
+static void
+xio_shutdown_write(struct xio io)
+{
+    if (io.ssl) {
+        ERR_clear_error();
+        SSL_shutdown(io.ssl);
+    }
+    shutdown(io.fd, SHUT_WR);
+}
+
 /* Reads into <b> while it has room. Returns bytes read (0 when none), or -1 on error.
  * Sets *eof on end of stream and clears *readable once the socket is drained. */
 static ssize_t
-read_into(int fd, struct buf *b, struct buf_pool *p, bool *readable, bool hup, bool *eof)
+read_into(struct xio io, struct buf *b, struct buf_pool *p, bool *readable, bool hup, bool *eof)
 {
     buf_ensure(b, p);
     if (b->off && buf_space(b) < 4096)
@@ -294,11 +427,12 @@ read_into(int fd, struct buf *b, struct buf_pool *p, bool *readable, bool hup, b
     ssize_t total = 0;
     while (*readable && buf_space(b) > 0) {
         size_t want = buf_space(b);
-        ssize_t n = read(fd, buf_tail(b), want);
+        ssize_t n = xio_read(io, buf_tail(b), want);
         if (n > 0) {
             b->len += (uint32_t)n;
             total += n;
-            if ((size_t)n < want && !hup) {
+            /* TLS hands out one record per read: only EAGAIN says it is drained */
+            if ((size_t)n < want && !hup && !io.ssl) {
                 /* Drained: edge-triggered epoll reports the next arrival. Not after the
                  * peer's FIN was signalled, which may have come with this data: then read
                  * on until the end of stream shows. */
@@ -338,7 +472,7 @@ pipe_init(struct pipe *p, enum h1_body in, int64_t length, bool out_chunked, uin
  * Returns PT_OK when p->done or when more input is needed, PT_EAGAIN when the sink is full,
  * PT_ERR on a write error or invalid input (p->dec.error or p->too_large say which). */
 static int
-pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, int fd,
+pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, struct xio fd,
           bool *writable, uint64_t *written)
 {
     for (;;) {
@@ -412,7 +546,7 @@ pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, in
             want += (size_t)p->span;
             n++;
         }
-        ssize_t r = writev(fd, iov, n);
+        ssize_t r = xio_writev(fd, iov, n);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -453,12 +587,13 @@ pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, in
 
 /* Writes what <b> holds. Returns PT_OK when empty, PT_EAGAIN, or PT_ERR. */
 static int
-flush_buf(int fd, struct buf *b, bool *writable, uint64_t *written)
+flush_buf(struct xio fd, struct buf *b, bool *writable, uint64_t *written)
 {
     while (b->len) {
         if (!*writable)
             return PT_EAGAIN;
-        ssize_t r = write(fd, buf_data(b), b->len);
+        struct iovec iov = {.iov_base = buf_data(b), .iov_len = b->len};
+        ssize_t r = xio_writev(fd, &iov, 1);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -502,6 +637,8 @@ queue_simple(struct client *c, struct exchange *x, int status, const char *ctype
     }
     if (x && x->rid_len)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
+    if (c->tls && c->tls->hsts)
+        append_field(b, w, "Strict-Transport-Security", 25, c->tls->hsts, strlen(c->tls->hsts));
     if (x && x->route && status < 500) {
         append_rules(b, w, &x->route->response_headers);
     }
@@ -550,6 +687,14 @@ on_client_io(struct loop_io *io, uint32_t events)
         c->readable = true;
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->hup = true;
+    if (c->ssl) {
+        /* TLS may need the other direction (a handshake message, a key update): let either
+         * readiness retry both */
+        if (events & EPOLLOUT)
+            c->readable = true;
+        if (events & EPOLLIN)
+            c->writable = true;
+    }
     client_run(c);
 }
 
@@ -568,6 +713,18 @@ client_close(struct client *c)
     c->state = CS_CLOSED;
     loop_timer_cancel(&w->loop, &c->timer);
     loop_del(&w->loop, &c->io);
+    if (c->ssl) {
+        /* close_notify (one non-blocking try); it also keeps the session resumable */
+        if (SSL_is_init_finished(c->ssl)) {
+            ERR_clear_error();
+            SSL_shutdown(c->ssl);
+        }
+        ERR_clear_error();
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    free(c->subject);
+    c->subject = NULL;
     close(c->io.fd);
     buf_release(&c->rbuf, &w->bufs);
     buf_release(&c->wbuf, &w->bufs);
@@ -598,7 +755,7 @@ client_linger(struct client *c)
 static void
 run_linger(struct client *c)
 {
-    int rc = flush_buf(c->io.fd, &c->wbuf, &c->writable, NULL);
+    int rc = flush_buf(cio(c), &c->wbuf, &c->writable, NULL);
     if (rc == PT_ERR) {
         client_close(c);
         return;
@@ -607,7 +764,7 @@ run_linger(struct client *c)
         return;
     if (c->wbuf.base) {
         buf_release(&c->wbuf, &c->w->bufs);
-        shutdown(c->io.fd, SHUT_WR);
+        xio_shutdown_write(cio(c));
     }
     char tmp[4096];
     while (c->readable) {
@@ -662,8 +819,39 @@ on_client_timer(struct loop_timer *t)
     }
 }
 
+/* Drives the TLS handshake; once done the connection reads its first request. */
 static void
-client_register(struct worker *w, int fd, const struct sockaddr_storage *sa)
+run_handshake(struct client *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        if (c->tls->client_subject_header) {
+            char sub[1024];
+            size_t n = tls_client_subject(c->ssl, sub, sizeof(sub));
+            if (n)
+                c->subject = pt_strndup(sub, n);
+        }
+        c->state = CS_IDLE;
+        client_set_timer(c, cfg_of(c)->timeouts.client_header_ms);
+        c->readable = true;
+        run_head(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return;
+    if (log_enabled(LOG_DEBUG)) {
+        char why[256];
+        log_debug("client %s: TLS handshake failed: %s", c->peer,
+                  tls_error_string(why, sizeof(why)));
+    }
+    ERR_clear_error();
+    client_close(c);
+}
+
+static void
+client_register(struct worker *w, struct listener *l, int fd, const struct sockaddr_storage *sa)
 {
     struct client *c = pt_calloc(1, sizeof(*c));
     c->io.fd = fd;
@@ -672,7 +860,22 @@ client_register(struct worker *w, int fd, const struct sockaddr_storage *sa)
     c->timer.cb = on_client_timer;
     c->family = sa->ss_family;
     c->peer_len = (uint8_t)sock_ntop((const struct sockaddr *)sa, c->peer, sizeof(c->peer));
+    if (l->tls) {
+        c->ssl = tls_server_ssl(l->tls, fd);
+        if (!c->ssl) {
+            close(fd);
+            free(c);
+            return;
+        }
+        /* a peer's FIN without close_notify ends the stream like a close (HTTP framing says
+         * whether anything is missing) */
+        SSL_set_options(c->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+        c->tls = l->tls_cfg;
+        c->state = CS_HANDSHAKE;
+    }
     if (loop_add(&w->loop, &c->io, false) != PT_OK) {
+        if (c->ssl)
+            SSL_free(c->ssl);
         close(fd);
         free(c);
         return;
@@ -682,8 +885,10 @@ client_register(struct worker *w, int fd, const struct sockaddr_storage *sa)
         w->clients->prev = c;
     w->clients = c;
     w->nclients++;
-    /* A new connection must deliver its first request head within the header timeout. */
-    client_set_timer(c, cfg_of(c)->timeouts.client_header_ms);
+    /* A new connection must deliver its first request head within the header timeout (after
+     * a TLS handshake bounded by its own timeout). */
+    client_set_timer(c,
+                     c->ssl ? c->tls->handshake_timeout_ms : cfg_of(c)->timeouts.client_header_ms);
     c->readable = true; /* data may already be queued with the connection */
     c->writable = true;
     client_run(c);
@@ -725,7 +930,7 @@ exchange_on_accept(struct loop_io *io, uint32_t events)
             }
             return;
         }
-        client_register(w, fd, &sa); /* TCP_NODELAY comes from the listener */
+        client_register(w, l, fd, &sa); /* TCP_NODELAY comes from the listener */
     }
 }
 
@@ -775,7 +980,7 @@ run_head(struct client *c)
         /* A head may outgrow one buffer up to the configured limit (then 431). */
         if (c->rbuf.base && buf_space(&c->rbuf) == 0 && c->rbuf.len <= cfg->limits.max_header_size)
             buf_reserve(&c->rbuf, &c->w->bufs, 4096);
-        ssize_t n = read_into(c->io.fd, &c->rbuf, &c->w->bufs, &c->readable, c->hup, &eof);
+        ssize_t n = read_into(cio(c), &c->rbuf, &c->w->bufs, &c->readable, c->hup, &eof);
         if (n < 0) {
             client_close(c);
             break;
@@ -879,6 +1084,7 @@ client_run(struct client *c)
     case CS_ACTIVE: x_run(c->x); break;
     case CS_TUNNEL: run_tunnel(c); break;
     case CS_LINGER: run_linger(c); break;
+    case CS_HANDSHAKE: run_handshake(c); break;
     }
 }
 
@@ -1257,8 +1463,15 @@ write_request_head(struct exchange *x, const struct h1_request *r)
         }
         if (field_dropped(f, connf, nconn, rules))
             continue;
+        /* the client-certificate field is Portico's to fill: a client's own is dropped */
+        if (c->tls && c->tls->client_subject_header &&
+            http_name_eq(n, f->name_len, c->tls->client_subject_header))
+            continue;
         append_field(b, w, n, f->name_len, f->value, f->value_len);
     }
+    if (c->subject)
+        append_field(b, w, c->tls->client_subject_header, strlen(c->tls->client_subject_header),
+                     c->subject, strlen(c->subject));
     if (r->has_te_trailers)
         APPEND_LIT(b, w, "TE: trailers\r\n");
     if (x->upgrade)
@@ -1273,7 +1486,7 @@ write_request_head(struct exchange *x, const struct h1_request *r)
         APPEND_LIT(b, w, "\r\n");
     }
     if (cfg->x_forwarded_proto)
-        APPEND_LIT(b, w, "X-Forwarded-Proto: http\r\n");
+        append_str(b, w, c->ssl ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
     if (cfg->x_forwarded_host && r->host_len)
         append_field(b, w, "X-Forwarded-Host", 16, r->host, r->host_len);
     if (cfg->forwarded) {
@@ -1299,7 +1512,7 @@ write_request_head(struct exchange *x, const struct h1_request *r)
                 append(b, w, r->host, r->host_len);
             }
         }
-        APPEND_LIT(b, w, ";proto=http\r\n");
+        append_str(b, w, c->ssl ? ";proto=https\r\n" : ";proto=http\r\n");
     }
     if (cfg->via) {
         APPEND_LIT(b, w, "Via: ");
@@ -1597,6 +1810,7 @@ start_exchange(struct client *c, struct h1_request *r)
         .method_len = r->method_len,
         .fields = r->fields,
         .nfields = r->nfields,
+        .tls = c->ssl != NULL,
     };
     if (r->host) {
         uint32_t hl = r->host_len;
@@ -1637,10 +1851,18 @@ start_exchange(struct client *c, struct h1_request *r)
         const char *p = r->path ? r->path : "/";
         uint32_t pl = r->path ? r->path_len : 1;
         int n;
-        if (rt->redirect_keep_path)
+        if (rt->redirect_https) {
+            /* the same host (without its port) and target over https */
+            char port[8] = "";
+            if (rt->redirect_https_port && rt->redirect_https_port != 443)
+                snprintf(port, sizeof(port), ":%u", (unsigned)rt->redirect_https_port);
+            n = snprintf(loc, sizeof(loc), "https://%.*s%s%.*s", (int)rq.host_len,
+                         rq.host ? rq.host : "", port, (int)pl, p);
+        } else if (rt->redirect_keep_path) {
             n = snprintf(loc, sizeof(loc), "%s%.*s", rt->redirect_to, (int)pl, p);
-        else
+        } else {
             n = snprintf(loc, sizeof(loc), "%s", rt->redirect_to);
+        }
         (void)n;
         buf_consume(&c->rbuf, head_len);
         char bodyt[64];
@@ -1763,6 +1985,14 @@ outcome_of(uint32_t kind)
     }
 }
 
+/* Whether the client has seen nothing of the response: none yet, or a head that is queued but
+ * not a byte of it written (a retry then drops it). */
+static bool
+resp_untouched(const struct exchange *x)
+{
+    return !x->resp_started || (x->bytes_out == 0 && !x->tunnel && !x->local);
+}
+
 /* Whether the bytes sent on the current connection can all be sent again. */
 static bool
 can_replay(const struct exchange *x)
@@ -1781,7 +2011,7 @@ static bool
 retry_allowed(const struct exchange *x, uint32_t kind)
 {
     const struct route *rt = x->route;
-    if (!rt || x->resp_started || !(rt->retry_on & kind) || !rt->retries)
+    if (!rt || !resp_untouched(x) || !(rt->retry_on & kind) || !rt->retries)
         return false;
     /* A connect failure reached no server: it moves on to each other server once without
      * spending proxy.retries; every other failure spends one. */
@@ -1854,7 +2084,7 @@ x_retry(struct exchange *x, uint32_t kind, int status)
 {
     struct upconn *old = x->u;
     struct worker *w = x->c->w;
-    if (!old || !can_replay(x) || x->resp_started)
+    if (!old || !can_replay(x) || !resp_untouched(x))
         return PT_ERR;
     if (x->head_sent && !method_idempotent(x->method) && kind != RETRY_ON_CONNECT_FAILURE)
         return PT_ERR;
@@ -1885,6 +2115,14 @@ x_retry(struct exchange *x, uint32_t kind, int status)
             buf_append(&again, &w->bufs, buf_data(&old->wbuf), old->wbuf.len);
     } else {
         buf_append(&again, &w->bufs, old->wbuf.base, x->head_len);
+    }
+    if (x->resp_started) {
+        /* the failed try's response head never left: drop it */
+        x->c->wbuf.len = 0;
+        x->c->wbuf.off = 0;
+        x->resp_started = false;
+        x->status = 0;
+        x->up_reusable = false;
     }
     x->u = NULL;
     old->x = NULL;
@@ -1943,6 +2181,7 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
     APPEND_LIT(b, w, "\r\n");
 
     const struct http_field *connf[CONNF_MAX];
+    bool hsts_sent = false; /* the server set its own Strict-Transport-Security */
     uint32_t nconn = connection_fields(h->fields, h->nfields, h->conn_flags, connf);
     for (uint32_t i = 0; i < h->nfields; i++) {
         const struct http_field *f = &h->fields[i];
@@ -1983,6 +2222,8 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
             continue;
         if (field_dropped(f, connf, nconn, rules))
             continue;
+        if (f->name_len == 25 && http_name_eq(n, 25, "strict-transport-security"))
+            hsts_sent = true;
         append_field(b, w, n, f->name_len, f->value, f->value_len);
     }
     if (h->status == 101) {
@@ -2002,6 +2243,8 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
     }
     if (x->rid_len && h->status >= 200)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
+    if (c->tls && c->tls->hsts && h->status >= 200 && !hsts_sent)
+        append_field(b, w, "Strict-Transport-Security", 25, c->tls->hsts, strlen(c->tls->hsts));
     if (x->set_cookie && h->status >= 200) {
         const struct config_sticky *st = &x->pool->up->sticky;
         APPEND_LIT(b, w, "Set-Cookie: ");
@@ -2059,7 +2302,8 @@ on_response_head(struct exchange *x)
             if (x_retry(x, kind, h.status) == PT_OK)
                 return PT_ERR; /* a new try runs */
         }
-        x->replayable = false;
+        if (h.status < 200)
+            x->replayable = false; /* an interim response may have reached the client */
         if (h.status >= 200 || h.status == 101)
             x->t_head_us = loop_clock_us();
         if (h.status < 200) {
@@ -2190,7 +2434,7 @@ x_run(struct exchange *x)
         if (u && !x->req.done && u->state == UC_ACTIVE) {
             if (c->readable && buf_space(&c->rbuf) && !c->rd_eof) {
                 bool eof = false;
-                ssize_t n = read_into(c->io.fd, &c->rbuf, &w->bufs, &c->readable, c->hup, &eof);
+                ssize_t n = read_into(cio(c), &c->rbuf, &w->bufs, &c->readable, c->hup, &eof);
                 if (n < 0) {
                     x_fail(x, 400);
                     return;
@@ -2201,7 +2445,8 @@ x_run(struct exchange *x)
                     progress = true;
             }
             uint64_t dummy = 0;
-            int rc = pipe_pump(&x->req, &c->rbuf, &u->wbuf, w, u->io.fd, &u->writable, &dummy);
+            int rc = pipe_pump(&x->req, &c->rbuf, &u->wbuf, w, XIO_PLAIN(u->io.fd), &u->writable,
+                               &dummy);
             if (rc == PT_ERR) {
                 if (x->req.too_large) {
                     x_fail(x, 413);
@@ -2229,7 +2474,7 @@ x_run(struct exchange *x)
             }
         } else if (u && u->state == UC_ACTIVE && u->wbuf.len) {
             uint64_t wr = 0;
-            int rc = flush_buf(u->io.fd, &u->wbuf, &u->writable, &wr);
+            int rc = flush_buf(XIO_PLAIN(u->io.fd), &u->wbuf, &u->writable, &wr);
             if (rc == PT_ERR) {
                 x_up_fail(x, RETRY_ON_RESET, 502);
                 return;
@@ -2244,7 +2489,8 @@ x_run(struct exchange *x)
         if (u && u->state == UC_ACTIVE && !x->resp.done) {
             bool eof = false;
             if (u->readable && buf_space(&u->rbuf) + (u->rbuf.base ? 0 : 1) && !u->eof) {
-                ssize_t n = read_into(u->io.fd, &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
+                ssize_t n =
+                    read_into(XIO_PLAIN(u->io.fd), &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
                 if (n < 0) {
                     log_warn("upstream %s: read: %s", x->srv->addr_text, strerror(errno));
                     x_up_fail(x, RETRY_ON_RESET, 502);
@@ -2277,8 +2523,8 @@ x_run(struct exchange *x)
                 if (u->eof && x->resp.in == H1_BODY_CLOSE && u->rbuf.len == 0)
                     x->resp.in_done = true;
                 uint64_t before = x->bytes_out;
-                int rc = pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, c->io.fd, &c->writable,
-                                   &x->bytes_out);
+                int rc =
+                    pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, cio(c), &c->writable, &x->bytes_out);
                 if (x->bytes_out != before)
                     progress = true;
                 if (rc == PT_ERR) {
@@ -2302,7 +2548,7 @@ x_run(struct exchange *x)
                 if (u->eof && !x->resp.in_done && x->resp.span == 0 && u->rbuf.len == 0) {
                     log_warn("upstream %s: closed in the middle of the response",
                              x->srv->addr_text);
-                    x_fail(x, 502);
+                    x_up_fail(x, RETRY_ON_RESET, 502);
                     return;
                 }
             }
@@ -2311,7 +2557,7 @@ x_run(struct exchange *x)
     client_side:
         /* local replies (and the 100 Continue) go out through the client buffer */
         if (!u && x->resp_started) {
-            int rc = flush_buf(c->io.fd, &c->wbuf, &c->writable, &x->bytes_out);
+            int rc = flush_buf(cio(c), &c->wbuf, &c->writable, &x->bytes_out);
             if (rc == PT_ERR) {
                 c->close_after = true;
                 x_finish(x);
@@ -2323,7 +2569,7 @@ x_run(struct exchange *x)
                 return;
             }
         } else if (u && !x->resp_started && c->wbuf.len) {
-            if (flush_buf(c->io.fd, &c->wbuf, &c->writable, &x->bytes_out) == PT_ERR) {
+            if (flush_buf(cio(c), &c->wbuf, &c->writable, &x->bytes_out) == PT_ERR) {
                 c->close_after = true;
                 x_fail(x, 400);
                 return;
@@ -2415,9 +2661,9 @@ tunnel_end(struct client *c)
 /* One direction of a tunnel: reads <src_fd> into <src>, pumps to <dst_fd>; when the source
  * ended and everything went out, half-closes the destination. Returns PT_ERR on an I/O error. */
 static int
-tunnel_dir(struct worker *w, struct pipe *p, int src_fd, struct buf *src, bool *readable, bool hup,
-           bool *eof, int dst_fd, struct buf *out, bool *writable, uint64_t *written,
-           bool *progress)
+tunnel_dir(struct worker *w, struct pipe *p, struct xio src_fd, struct buf *src, bool *readable,
+           bool hup, bool *eof, struct xio dst_fd, struct buf *out, bool *writable,
+           uint64_t *written, bool *progress)
 {
     if (p->done)
         return PT_OK;
@@ -2434,7 +2680,7 @@ tunnel_dir(struct worker *w, struct pipe *p, int src_fd, struct buf *src, bool *
         return PT_ERR;
     *progress |= *written != before;
     if (p->done)
-        shutdown(dst_fd, SHUT_WR);
+        xio_shutdown_write(dst_fd);
     return PT_OK;
 }
 
@@ -2448,10 +2694,11 @@ run_tunnel(struct client *c)
     int guard;
     for (guard = 0; guard < 64; guard++) {
         bool progress = false;
-        if (tunnel_dir(w, &x->req, c->io.fd, &c->rbuf, &c->readable, c->hup, &c->rd_eof, u->io.fd,
-                       &u->wbuf, &u->writable, &up_bytes, &progress) != PT_OK ||
-            tunnel_dir(w, &x->resp, u->io.fd, &u->rbuf, &u->readable, u->hup, &u->eof, c->io.fd,
-                       &c->wbuf, &c->writable, &x->bytes_out, &progress) != PT_OK) {
+        if (tunnel_dir(w, &x->req, cio(c), &c->rbuf, &c->readable, c->hup, &c->rd_eof,
+                       XIO_PLAIN(u->io.fd), &u->wbuf, &u->writable, &up_bytes,
+                       &progress) != PT_OK ||
+            tunnel_dir(w, &x->resp, XIO_PLAIN(u->io.fd), &u->rbuf, &u->readable, u->hup, &u->eof,
+                       cio(c), &c->wbuf, &c->writable, &x->bytes_out, &progress) != PT_OK) {
             tunnel_end(c);
             return;
         }
@@ -2475,7 +2722,7 @@ exchange_drain(struct worker *w)
     struct client *c = w->clients;
     while (c) {
         struct client *next = c->next;
-        if (c->state == CS_IDLE && c->rbuf.len == 0)
+        if ((c->state == CS_IDLE && c->rbuf.len == 0) || c->state == CS_HANDSHAKE)
             client_close(c);
         else
             c->close_after = true;

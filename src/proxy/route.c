@@ -140,6 +140,9 @@ route_match(const struct config *c, const struct route_request *rq)
     for (uint32_t i = 0; i < c->nroutes; i++) {
         const struct route *r = &c->routes[i];
 
+        /* "redirect to https" applies to plain-text requests only */
+        if (r->action == ROUTE_REDIRECT && r->redirect_https && rq->tls)
+            continue;
         if (r->nmethods && !method_ok(r, rq))
             continue;
         if (r->nhosts && !host_ok(r, rq))

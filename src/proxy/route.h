@@ -14,9 +14,10 @@ struct route_request {
     uint32_t method_len;
     const struct http_field *fields;
     uint32_t nfields;
+    bool tls; /* arrived over TLS: "redirect: {https: true}" routes are skipped */
 };
 
-/* Returns the first matching route of <c>, or NULL (the caller answers 404). Host comparison
+/* Returns the first matching route of <c> (skipping https redirects for TLS requests), or NULL (the caller answers 404). Host comparison
  * is case-insensitive; "*.example.com" matches "a.example.com" and "a.b.example.com" but not
  * "example.com". Header names compare case-insensitively, values exactly. */
 const struct route *route_match(const struct config *c, const struct route_request *rq);

@@ -70,7 +70,8 @@ on_wake(struct loop *l)
 }
 
 struct worker *
-worker_new(uint32_t id, const struct config *cfg, struct lb *lb, char *err, size_t errlen)
+worker_new(uint32_t id, const struct config *cfg, struct lb *lb, struct tls_server *const *tls,
+           char *err, size_t errlen)
 {
     struct worker *w = pt_calloc(1, sizeof(*w));
     w->id = id;
@@ -109,6 +110,8 @@ worker_new(uint32_t id, const struct config *cfg, struct lb *lb, char *err, size
         l->io.cb = exchange_on_accept;
         l->w = w;
         l->addr = a;
+        l->tls = tls ? tls[i] : NULL;
+        l->tls_cfg = cfg->listen_tls ? cfg->listen_tls[i] : NULL;
         if (loop_add(&w->loop, &l->io, true) != PT_OK) {
             snprintf(err, errlen, "listen %s: %s", a->text, strerror(errno));
             worker_free(w);

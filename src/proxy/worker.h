@@ -18,10 +18,14 @@ struct upool;
 struct log_ring;
 struct lb;
 
+struct tls_server;
+
 struct listener {
     struct loop_io io;
     struct worker *w;
     const struct config_addr *addr;
+    struct tls_server *tls; /* TLS listener: shared by all workers; else NULL */
+    const struct config_tls *tls_cfg;
     struct loop_timer resume; /* out of descriptors: accepting pauses briefly */
     bool paused;
 };
@@ -62,8 +66,8 @@ extern atomic_int worker_stop_requested;
 
 /* Creates worker <id> with listening sockets for every listen address of <cfg>. Returns NULL
  * with a message in err when a socket cannot be opened. */
-struct worker *worker_new(uint32_t id, const struct config *cfg, struct lb *lb, char *err,
-                          size_t errlen);
+struct worker *worker_new(uint32_t id, const struct config *cfg, struct lb *lb,
+                          struct tls_server *const *tls, char *err, size_t errlen);
 
 /* Starts the worker's thread. */
 int worker_start(struct worker *w);

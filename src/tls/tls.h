@@ -45,6 +45,12 @@ size_t tls_client_subject(SSL *ssl, char *out, size_t cap);
  * thread; cheap when nothing is due). Thread-safe against handshakes on workers. */
 void tls_server_tick(struct tls_server *t);
 
+/* Rotates the session ticket keys now, whatever the timer says: a fresh current key, and the
+ * current one becomes the previous (tickets under it are still accepted and renewed; tickets
+ * under the one before are not). tls_server_tick calls it; tests and an operator action may
+ * too. Thread-safe against handshakes on workers. */
+void tls_server_rotate_tickets(struct tls_server *t);
+
 /* The last OpenSSL error(s) as one line into out (for logs); clears the error queue. */
 const char *tls_error_string(char *out, size_t cap);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char last_err[1024];
@@ -512,12 +513,12 @@ test_listen_errors(void)
     CHECK(fails_with("listen: http://127.0.0.1:80\n",
                      "t.yaml:1:9: bad listen address \"http://127.0.0.1:80\": expected host:port"));
     CHECK(fails_with("listen: []\n", "t.yaml:1:9: listen: needs at least one address"));
-    CHECK(fails_with("listen:\n", "t.yaml:1:8: listen: expected an address or a list of "
-                                  "addresses, got nothing"));
-    CHECK(fails_with("listen: {a: 1}\n", "t.yaml:1:9: listen: expected an address or a list of "
-                                         "addresses, got a mapping"));
+    CHECK(fails_with("listen:\n", "t.yaml:1:8: listen: expected an address, a mapping {address: "
+                                  "..., tls: ...} or a list of them, got nothing"));
+    CHECK(fails_with("listen: {a: 1}\n", "t.yaml:1:9: listen: missing required key \"address\""));
     CHECK(fails_with("listen: [127.0.0.1:80, [x]]\n",
-                     "t.yaml:1:24: listen: expected a string, got a list"));
+                     "t.yaml:1:24: listen[1]: expected an address or a mapping {address: ..., "
+                     "tls: ...}, got a list"));
     CHECK(fails_with("listen:\n  - 127.0.0.1:80\n  - 127.0.0.1:81\n  - 127.0.0.1:80\n",
                      "t.yaml:4:5: duplicate listen address \"127.0.0.1:80\""));
     CHECK(fails_with("listen: [\"*:80\", 0.0.0.0:80]\n",
@@ -701,7 +702,8 @@ test_aliases(void)
     CHECK(c && c->nupstreams == 2 && c->upstreams[1].nservers == 1);
     CHECK(c && c->nroutes == 0);
     config_free(c);
-    CHECK(fails_with("listen: &l [*l]\n", "t.yaml:1:9: listen: expected a string, got a list"));
+    CHECK(
+        fails_with("listen: &l [*l]\n", "t.yaml:1:9: listen[0]: expected an address or a mapping"));
 }
 
 /* ---- routes ---- */
@@ -1169,7 +1171,7 @@ test_cli(void)
                           "(expected host:port)") == 0);
     }
     CHECK(config_from_cli(listens, 0, ups, 1, 1, &c, err, sizeof(err)) == PT_ERR);
-    CHECK(strcmp(err, "missing --listen ADDR") == 0);
+    CHECK(strcmp(err, "missing --listen ADDR (or --listen-tls ADDR)") == 0);
     CHECK(config_from_cli(listens, 1, ups, 0, 1, &c, err, sizeof(err)) == PT_ERR);
     CHECK(strcmp(err, "missing --upstream http://HOST:PORT") == 0);
     CHECK(config_from_cli(listens, 1, ups, 1, 5000, &c, err, sizeof(err)) == PT_ERR);
@@ -1943,6 +1945,550 @@ test_late_errors_free_everything(void)
     }
 }
 
+/* ---- TLS listeners, https redirects, quick-mode TLS ---- */
+
+/* A temporary directory of dummy files: the loader checks that they can be opened, not that
+ * they hold PEM. */
+static char tls_dir[64];
+
+static bool
+tls_files_make(void)
+{
+    static const char *const names[] = {"rsa.pem", "rsa.key", "rsa.ocsp",
+                                        "ec.pem",  "ec.key",  "ca.pem"};
+    char path[128];
+
+    snprintf(tls_dir, sizeof(tls_dir), "/tmp/portico_tls_test_XXXXXX");
+    if (!mkdtemp(tls_dir))
+        return false;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        FILE *f;
+        snprintf(path, sizeof(path), "%s/%s", tls_dir, names[i]);
+        f = fopen(path, "w");
+        if (!f)
+            return false;
+        fputs("not really PEM\n", f);
+        fclose(f);
+    }
+    snprintf(path, sizeof(path), "%s/subdir", tls_dir);
+    return mkdir(path, 0700) == 0;
+}
+
+static void
+tls_files_remove(void)
+{
+    static const char *const names[] = {"rsa.pem", "rsa.key", "rsa.ocsp", "ec.pem",
+                                        "ec.key",  "ca.pem",  "t.yaml"};
+    char path[128];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", tls_dir, names[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof(path), "%s/subdir", tls_dir);
+    rmdir(path);
+    rmdir(tls_dir);
+}
+
+/* <tmpl> with every "@" replaced by the temporary directory (two buffers in turn, so two
+ * results can be used in one call). */
+static const char *
+at_dir(const char *tmpl)
+{
+    static char bufs[2][4096];
+    static int turn;
+    char *buf = bufs[turn++ & 1];
+    const size_t cap = sizeof(bufs[0]);
+    size_t n = 0, dl = strlen(tls_dir);
+
+    for (const char *p = tmpl; *p && n + dl + 1 < cap; p++) {
+        if (*p == '@') {
+            memcpy(buf + n, tls_dir, dl);
+            n += dl;
+        } else {
+            buf[n++] = *p;
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Path <name> inside the temporary directory. */
+static bool
+is_in_dir(const char *path, const char *name)
+{
+    char want[128];
+
+    snprintf(want, sizeof(want), "%s/%s", tls_dir, name);
+    return path && strcmp(path, want) == 0;
+}
+
+static void
+check_tls_defaults(const struct config_tls *t)
+{
+    CHECK_EQ_INT(t->min_version, 0x0303);
+    CHECK(t->ciphers == NULL && t->ciphersuites == NULL && t->groups == NULL);
+    CHECK(t->http2 && t->session_tickets);
+    CHECK_EQ_INT(t->ticket_rotate_ms, 3600000);
+    CHECK_EQ_INT(t->session_cache, 20480);
+    CHECK_EQ_INT(t->session_timeout_ms, 3600000);
+    CHECK_EQ_INT(t->handshake_timeout_ms, 10000);
+    CHECK(t->client_auth == TLS_CLIENT_AUTH_OFF);
+    CHECK(t->client_ca == NULL && t->client_subject_header == NULL && t->hsts == NULL);
+}
+
+static void
+test_tls_listen(void)
+{
+    struct config *c;
+
+    /* Plain listeners only: no TLS array at all. */
+    c = load("listen: [127.0.0.1:80, 127.0.0.1:81]\n");
+    CHECK(c && c->listen_tls == NULL);
+    config_free(c);
+
+    /* Every key; plain and TLS entries mixed; the short form. */
+    c = load(at_dir("listen:\n"
+                    "  - 127.0.0.1:8080\n"
+                    "  - address: 127.0.0.1:8443\n"
+                    "    tls:\n"
+                    "      certificates:\n"
+                    "        - {cert: @/rsa.pem, key: @/rsa.key, ocsp: @/rsa.ocsp}\n"
+                    "        - cert: @/ec.pem\n"
+                    "          key: @/ec.key\n"
+                    "      min_version: \"1.3\"\n"
+                    "      ciphers: ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256\n"
+                    "      ciphersuites: TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256\n"
+                    "      groups: X25519\n"
+                    "      http2: false\n"
+                    "      session_tickets: off\n"
+                    "      ticket_rotation: 30m\n"
+                    "      session_cache: 0\n"
+                    "      session_timeout: 5m\n"
+                    "      handshake_timeout: 3s\n"
+                    "      client_auth: required\n"
+                    "      client_ca: @/ca.pem\n"
+                    "      client_subject_header: X-Client-Subject\n"
+                    "      hsts: \"max-age=63072000; includeSubDomains\"\n"
+                    "  - address: \"[::1]:8443\"\n"
+                    "    tls: {cert: @/rsa.pem, key: @/rsa.key, hsts: true, min_version: "
+                    "TLSv1.2,\n"
+                    "          client_auth: optional, client_ca: @/ca.pem}\n"
+                    "  - {address: 127.0.0.1:8444, tls: {cert: @/ec.pem, key: @/ec.key, "
+                    "min_version: 1.2, hsts: false}}\n"
+                    "  - {address: 127.0.0.1:8081}\n"));
+    CHECK(c && c->nlistens == 5 && c->listen_tls);
+    if (c && c->nlistens == 5 && c->listen_tls) {
+        const struct config_tls *t = c->listen_tls[1];
+        CHECK(c->listen_tls[0] == NULL && c->listen_tls[4] == NULL);
+        CHECK(port_of(&c->listens[1]) == 8443 && is_ipv6(&c->listens[2], "::1"));
+        CHECK(strcmp(c->listens[4].text, "127.0.0.1:8081") == 0);
+        CHECK(t && t->ncerts == 2);
+        if (t && t->ncerts == 2) {
+            CHECK(is_in_dir(t->certs[0].cert, "rsa.pem") && is_in_dir(t->certs[0].key, "rsa.key"));
+            CHECK(is_in_dir(t->certs[0].ocsp, "rsa.ocsp"));
+            CHECK(is_in_dir(t->certs[1].cert, "ec.pem") && is_in_dir(t->certs[1].key, "ec.key"));
+            CHECK(t->certs[1].ocsp == NULL);
+            CHECK_EQ_INT(t->min_version, 0x0304);
+            CHECK(strcmp(t->ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256") ==
+                  0);
+            CHECK(strcmp(t->ciphersuites, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256") ==
+                  0);
+            CHECK(strcmp(t->groups, "X25519") == 0);
+            CHECK(!t->http2 && !t->session_tickets);
+            CHECK_EQ_INT(t->ticket_rotate_ms, 1800000);
+            CHECK_EQ_INT(t->session_cache, 0);
+            CHECK_EQ_INT(t->session_timeout_ms, 300000);
+            CHECK_EQ_INT(t->handshake_timeout_ms, 3000);
+            CHECK(t->client_auth == TLS_CLIENT_AUTH_REQUIRED && is_in_dir(t->client_ca, "ca.pem"));
+            CHECK(strcmp(t->client_subject_header, "X-Client-Subject") == 0);
+            CHECK(strcmp(t->hsts, "max-age=63072000; includeSubDomains") == 0);
+        }
+        t = c->listen_tls[2];
+        CHECK(t && t->ncerts == 1);
+        if (t && t->ncerts == 1) {
+            CHECK(is_in_dir(t->certs[0].cert, "rsa.pem") && is_in_dir(t->certs[0].key, "rsa.key"));
+            CHECK(t->certs[0].ocsp == NULL);
+            CHECK(t->min_version == 0x0303 && t->client_auth == TLS_CLIENT_AUTH_OPTIONAL);
+            CHECK(strcmp(t->hsts, "max-age=31536000") == 0 && t->http2);
+        }
+        t = c->listen_tls[3];
+        CHECK(t && t->ncerts == 1);
+        if (t && t->ncerts == 1) {
+            CHECK(is_in_dir(t->certs[0].cert, "ec.pem") && is_in_dir(t->certs[0].key, "ec.key"));
+            check_tls_defaults(t); /* hsts: false is the same as no hsts */
+        }
+    }
+    config_free(c);
+
+    /* A single mapping; only the certificate given: every default. */
+    c = load(at_dir("listen: {address: \"*:443\", tls: {certificates: "
+                    "[{cert: @/rsa.pem, key: @/rsa.key}]}}\n"));
+    CHECK(c && c->nlistens == 1 && c->listen_tls && c->listen_tls[0]);
+    if (c && c->nlistens == 1 && c->listen_tls && c->listen_tls[0]) {
+        CHECK(port_of(&c->listens[0]) == 443 && c->listen_tls[0]->ncerts == 1);
+        check_tls_defaults(c->listen_tls[0]);
+    }
+    config_free(c);
+
+    /* certificates may be one mapping rather than a list. */
+    c = load(at_dir("listen:\n  - address: 127.0.0.1:443\n    tls:\n      certificates: "
+                    "{cert: @/ec.pem, key: @/ec.key}\n"));
+    CHECK(c && c->listen_tls && c->listen_tls[0] && c->listen_tls[0]->ncerts == 1);
+    config_free(c);
+}
+
+static void
+test_tls_errors(void)
+{
+    /* Files: relative to the working directory here (the name "t.yaml" has no directory). */
+    CHECK(fails_with("listen:\n  - address: 127.0.0.1:443\n    tls:\n      certificates:\n"
+                     "        - cert: x.pem\n          key: x.key\n",
+                     "t.yaml:5:17: listen[0].tls.certificates[0].cert: cannot read \"x.pem\": No "
+                     "such file or directory"));
+    CHECK(fails_with(at_dir("listen:\n  - address: 127.0.0.1:443\n    tls:\n      certificates:\n"
+                            "        - {cert: @/rsa.pem, key: @/rsa.key}\n"
+                            "        - {cert: @/ec.pem, key: @/nope.key}\n"),
+                     "t.yaml:6:"));
+    CHECK(strstr(last_err, at_dir(": listen[0].tls.certificates[1].key: cannot read "
+                                  "\"@/nope.key\": No such file or directory")) != NULL);
+    CHECK(fails_with(at_dir("listen: {address: 127.0.0.1:443, tls: {cert: @/subdir, key: "
+                            "@/rsa.key}}\n"),
+                     at_dir("t.yaml:1:46: listen.tls.cert: cannot read \"@/subdir\": Is a "
+                            "directory")));
+    CHECK(fails_with(at_dir("listen: {address: 127.0.0.1:443, tls: {cert: @/rsa.pem, key: "
+                            "@/rsa.key, ocsp: missing.der}}\n"),
+                     "t.yaml:1:"));
+    CHECK(strstr(last_err, "listen.tls.ocsp: cannot read \"missing.der\": No such file") != NULL);
+
+#define TLS1                                                                                       \
+    "listen:\n  - address: 127.0.0.1:443\n    tls:\n      cert: @/rsa.pem\n"                       \
+    "      key: @/rsa.key\n"
+    CHECK(fails_with(at_dir(TLS1 "      min_version: 1.1\n"),
+                     "t.yaml:6:20: listen[0].tls.min_version: \"1.1\": TLS 1.0 and 1.1 (and SSL) "
+                     "are not supported, they are insecure (expected 1.2 or 1.3)"));
+    CHECK(fails_with(at_dir(TLS1 "      min_version: TLSv1\n"),
+                     "t.yaml:6:20: listen[0].tls.min_version: \"TLSv1\": TLS 1.0 and 1.1"));
+    CHECK(fails_with(at_dir(TLS1 "      min_version: \"1.4\"\n"),
+                     "t.yaml:6:20: listen[0].tls.min_version: expected 1.2 or 1.3, got \"1.4\""));
+    CHECK(fails_with(at_dir(TLS1 "      client_auth: required\n"),
+                     "t.yaml:6:20: listen[0].tls.client_auth: required needs client_ca (the PEM "
+                     "bundle of the CAs that issue client certificates)"));
+    CHECK(fails_with(at_dir(TLS1 "      client_auth: optional\n"
+                                 "      client_subject_header: X-Subject\n"),
+                     "t.yaml:6:20: listen[0].tls.client_auth: optional needs client_ca"));
+    CHECK(fails_with(at_dir(TLS1 "      client_auth: requird\n"),
+                     "t.yaml:6:20: listen[0].tls.client_auth: unknown mode \"requird\", did you "
+                     "mean \"required\"?"));
+    CHECK(fails_with(at_dir(TLS1 "      client_auth: true\n"),
+                     "t.yaml:6:20: listen[0].tls.client_auth: expected off, optional or required, "
+                     "got \"true\""));
+    CHECK(fails_with(at_dir(TLS1 "      client_ca: @/ca.pem\n"),
+                     "t.yaml:6:7: listen[0].tls.client_ca: applies only when client_auth is "
+                     "optional or required"));
+    CHECK(fails_with(at_dir(TLS1 "      client_auth: off\n      client_subject_header: X-S\n"),
+                     "t.yaml:7:7: listen[0].tls.client_subject_header: applies only when "
+                     "client_auth is optional or required"));
+    CHECK(fails_with(at_dir(TLS1 "      client_auth: required\n      client_ca: @/ca.pem\n"
+                                 "      client_subject_header: Host\n"),
+                     "t.yaml:8:30: listen[0].tls.client_subject_header: \"Host\" is managed by "
+                     "Portico"));
+    CHECK(fails_with(at_dir(TLS1 "      client_auth: required\n      client_ca: @/ca.pem\n"
+                                 "      client_subject_header: \"X Subject\"\n"),
+                     "t.yaml:8:30: listen[0].tls.client_subject_header: \"X Subject\" is not a "
+                     "valid header name"));
+    CHECK(fails_with(at_dir(TLS1 "      hsts: \"includeSubDomains\"\n"),
+                     "t.yaml:6:13: listen[0].tls.hsts: expected true or a "
+                     "Strict-Transport-Security value like \"max-age=63072000; "
+                     "includeSubDomains\", got \"includeSubDomains\""));
+    CHECK(fails_with(at_dir(TLS1 "      http2: maybe\n"),
+                     "t.yaml:6:14: listen[0].tls.http2: expected true or false, got \"maybe\""));
+    CHECK(fails_with(at_dir(TLS1 "      ticket_rotation: 0\n"),
+                     "t.yaml:6:24: listen[0].tls.ticket_rotation: must be greater than 0"));
+    CHECK(fails_with(at_dir(TLS1 "      handshake_timeout: 10x\n"),
+                     "t.yaml:6:26: listen[0].tls.handshake_timeout: bad duration \"10x\""));
+    CHECK(fails_with(at_dir(TLS1 "      session_cache: -1\n"),
+                     "t.yaml:6:22: listen[0].tls.session_cache: expected an integer, got \"-1\""));
+    CHECK(fails_with(at_dir(TLS1 "      groups: \"\"\n"),
+                     "t.yaml:6:15: listen[0].tls.groups: expected a non-empty list"));
+    CHECK(fails_with(at_dir(TLS1 "      certificates: [{cert: @/ec.pem, key: @/ec.key}]\n"),
+                     "t.yaml:4:7: listen[0].tls: give either certificates or cert directly in "
+                     "tls, not both"));
+    CHECK(fails_with(at_dir(TLS1 "      ciphr: x\n"),
+                     "t.yaml:6:7: unknown key \"ciphr\" in listen[0].tls, did you mean "
+                     "\"ciphers\"?"));
+#undef TLS1
+    CHECK(fails_with(at_dir("listen:\n  - address: 127.0.0.1:443\n    tls:\n"
+                            "      cert: @/rsa.pem\n"),
+                     "t.yaml:4:7: listen[0].tls: missing required key \"key\" (the private key "
+                     "file)"));
+    CHECK(fails_with(at_dir("listen:\n  - address: 127.0.0.1:443\n    tls: {key: @/rsa.key}\n"),
+                     "t.yaml:3:10: listen[0].tls: missing required key \"cert\" (the certificate "
+                     "file)"));
+    CHECK(fails_with("listen:\n  - address: 127.0.0.1:443\n    tls: {http2: true}\n",
+                     "t.yaml:3:10: listen[0].tls: needs a certificate: certificates: [{cert: FILE, "
+                     "key: FILE}], or cert and key"));
+    CHECK(fails_with("listen:\n  - address: 127.0.0.1:443\n    tls:\n",
+                     "t.yaml:3:9: listen[0].tls: expected a mapping with certificates (or cert and "
+                     "key), got nothing"));
+    CHECK(fails_with("listen:\n  - address: 127.0.0.1:443\n    tls: {certificates: []}\n",
+                     "t.yaml:3:25: listen[0].tls.certificates: needs at least one certificate"));
+    CHECK(fails_with(at_dir("listen:\n  - address: 127.0.0.1:443\n    tls:\n      certificates:\n"
+                            "        - {cert: @/rsa.pem}\n"),
+                     "t.yaml:5:11: listen[0].tls.certificates[0]: missing required key \"key\""));
+    CHECK(fails_with(at_dir("listen:\n  - address: 127.0.0.1:443\n    tls:\n      certificates:\n"
+                            "        - {cert: @/rsa.pem, key: @/rsa.key, oscp: x}\n"),
+                     "t.yaml:5:"));
+    CHECK(strstr(last_err, "unknown key \"oscp\" in listen[0].tls.certificates[0], did you mean "
+                           "\"ocsp\"?") != NULL);
+    CHECK(fails_with("listen:\n  - address: 127.0.0.1:443\n    tls: {certificates: x}\n",
+                     "t.yaml:3:25: listen[0].tls.certificates: expected a list of {cert: FILE, "
+                     "key: FILE}, got a string"));
+
+    /* The mapping entry itself. */
+    CHECK(fails_with("listen:\n  - {tls: {}}\n",
+                     "t.yaml:2:5: listen[0]: missing required key \"address\""));
+    CHECK(fails_with("listen:\n  - {adress: 127.0.0.1:1}\n",
+                     "t.yaml:2:6: unknown key \"adress\" in listen[0], did you mean \"address\"?"));
+    CHECK(fails_with("listen:\n  - {address: [127.0.0.1:1]}\n",
+                     "t.yaml:2:15: listen[0].address: expected a string, got a list"));
+    CHECK(fails_with("listen:\n  - {address: 127.0.0.1}\n",
+                     "t.yaml:2:15: missing port in \"127.0.0.1\" (expected host:port)"));
+    CHECK(
+        fails_with(at_dir("listen:\n  - 127.0.0.1:443\n"
+                          "  - {address: 127.0.0.1:443, tls: {cert: @/rsa.pem, key: @/rsa.key}}\n"),
+                   "t.yaml:3:15: duplicate listen address \"127.0.0.1:443\""));
+    /* The admin overlap check sees TLS listeners like any other. */
+    CHECK(fails_with(at_dir("listen:\n  - {address: \"*:443\", tls: {cert: @/rsa.pem, key: "
+                            "@/rsa.key}}\nadmin: 127.0.0.1:443\n"),
+                     "t.yaml:3:8: admin: \"127.0.0.1:443\" overlaps listen address \"*:443\""));
+    /* A late error frees every TLS setting built before it (LeakSanitizer). */
+    CHECK(fails_with(at_dir("listen:\n  - address: 127.0.0.1:443\n    tls:\n"
+                            "      certificates: [{cert: @/rsa.pem, key: @/rsa.key, ocsp: "
+                            "@/rsa.ocsp}]\n"
+                            "      ciphers: A\n      ciphersuites: B\n      groups: C\n"
+                            "      client_auth: required\n      client_ca: @/ca.pem\n"
+                            "      client_subject_header: X-S\n      hsts: true\n"
+                            "workers: 0\n"),
+                     "t.yaml:12:10: workers: 0 is out of range"));
+    CHECK(fails_with(at_dir("listen:\n  - address: 127.0.0.1:443\n    tls:\n"
+                            "      certificates: [{cert: @/rsa.pem, key: @/rsa.key}]\n"
+                            "      ciphers: A\n      hsts: nope\n"),
+                     "t.yaml:6:13: listen[0].tls.hsts: expected true or a"));
+}
+
+/* Relative paths are relative to the configuration file's directory. */
+static void
+test_tls_relative_paths(void)
+{
+    char path[128], err[512], want[512];
+    struct config *c = NULL;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/t.yaml", tls_dir);
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("listen:\n  - address: 127.0.0.1:443\n    tls:\n      cert: rsa.pem\n"
+          "      key: ./rsa.key\n      client_auth: optional\n      client_ca: subdir/../ca.pem\n",
+          f);
+    fclose(f);
+    CHECK(config_load_file(path, &c, err, sizeof(err)) == PT_OK);
+    CHECK(c && c->listen_tls && c->listen_tls[0]);
+    if (c && c->listen_tls && c->listen_tls[0]) {
+        const struct config_tls *t = c->listen_tls[0];
+        CHECK(is_in_dir(t->certs[0].cert, "rsa.pem"));
+        CHECK(is_in_dir(t->certs[0].key, "./rsa.key"));
+        CHECK(is_in_dir(t->client_ca, "subdir/../ca.pem"));
+    }
+    config_free(c);
+
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("listen:\n  - address: 127.0.0.1:443\n    tls:\n      cert: rsa.pem\n"
+          "      key: gone.key\n",
+          f);
+    fclose(f);
+    CHECK(config_load_file(path, &c, err, sizeof(err)) == PT_ERR && c == NULL);
+    snprintf(want, sizeof(want),
+             "%s:5:12: listen[0].tls.key: cannot read \"gone.key\" (%s/gone.key): No such file or "
+             "directory",
+             path, tls_dir);
+    CHECK(strcmp(err, want) == 0);
+    if (strcmp(err, want) != 0)
+        fprintf(stderr, "want: %s\n got: %s\n", want, err);
+
+    /* config_load_string with a name in a directory resolves the same way. */
+    {
+        static const char yaml[] = "listen: {address: 127.0.0.1:443, tls: {cert: ec.pem, key: "
+                                   "ec.key}}\n";
+        CHECK(config_load_string(yaml, strlen(yaml), path, &c, err, sizeof(err)) == PT_OK);
+        CHECK(c && c->listen_tls && is_in_dir(c->listen_tls[0]->certs[0].cert, "ec.pem"));
+        config_free(c);
+    }
+}
+
+static void
+test_redirect_https(void)
+{
+    struct config *c;
+
+    c = load("listen: :80\nroutes:\n"
+             "  - redirect: {https: true}\n"
+             "  - redirect: {https: yes, port: 8443}\n"
+             "  - redirect: {https: true, port: 443, status: 301}\n"
+             "  - redirect: {to: /x, https: false}\n");
+    CHECK(c && c->nroutes == 4);
+    if (c && c->nroutes == 4) {
+        const struct route *r = c->routes;
+        CHECK(r[0].action == ROUTE_REDIRECT && r[0].redirect_https);
+        CHECK(r[0].redirect_https_port == 0 && r[0].redirect_status == 308);
+        CHECK(r[0].redirect_to == NULL && !r[0].redirect_keep_path);
+        CHECK(r[1].redirect_https && r[1].redirect_https_port == 8443);
+        CHECK(r[1].redirect_status == 308);
+        CHECK(r[2].redirect_https && r[2].redirect_https_port == 0 && r[2].redirect_status == 301);
+        CHECK(!r[3].redirect_https && strcmp(r[3].redirect_to, "/x") == 0);
+        CHECK(r[3].redirect_status == 302);
+    }
+    config_free(c);
+
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {https: true, to: /x}\n",
+                     "t.yaml:3:29: routes[0].redirect: give either to or https: true, not both"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {status: 308}\n",
+                     "t.yaml:3:15: routes[0].redirect: missing required key \"to\" (or https: "
+                     "true)"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {https: false}\n",
+                     "t.yaml:3:15: routes[0].redirect: missing required key \"to\" (or https: "
+                     "true)"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {to: /x, port: 8443}\n",
+                     "t.yaml:3:24: routes[0].redirect.port: applies only to https: true"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {https: true, port: 0}\n",
+                     "t.yaml:3:35: routes[0].redirect.port: 0 is out of range (1..65535)"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {https: true, port: 65536}\n",
+                     "t.yaml:3:35: routes[0].redirect.port: 65536 is out of range (1..65535)"));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {https: true, keep_path: true}\n",
+                     "t.yaml:3:29: routes[0].redirect.keep_path: applies only to \"to\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {https: sure}\n",
+                     "t.yaml:3:23: routes[0].redirect.https: expected true or false, got "
+                     "\"sure\""));
+    CHECK(fails_with("listen: :80\nroutes:\n  - redirect: {https: true, status: 200}\n",
+                     "t.yaml:3:37: routes[0].redirect.status: expected 301, 302, 303, 307 or 308"));
+}
+
+static void
+test_cli_tls(void)
+{
+    const char *listens[] = {"127.0.0.1:8080"};
+    const char *tls[] = {"127.0.0.1:8443", "[::1]:8443"};
+    const char *ups[] = {"http://127.0.0.1:9001"};
+    char cert[128], key[128], err[512];
+    struct config_cli o = {.listens = listens,
+                           .nlistens = 1,
+                           .listens_tls = tls,
+                           .nlistens_tls = 2,
+                           .upstreams = ups,
+                           .nupstreams = 1,
+                           .workers = 1};
+    struct config *c = NULL;
+
+    snprintf(cert, sizeof(cert), "%s/rsa.pem", tls_dir);
+    snprintf(key, sizeof(key), "%s/rsa.key", tls_dir);
+    o.cert = cert;
+    o.key = key;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_OK);
+    CHECK(c && c->nlistens == 3 && c->listen_tls);
+    if (c && c->nlistens == 3 && c->listen_tls) {
+        CHECK(c->listen_tls[0] == NULL && port_of(&c->listens[0]) == 8080);
+        CHECK(port_of(&c->listens[1]) == 8443 && is_ipv6(&c->listens[2], "::1"));
+        for (int i = 1; i <= 2; i++) {
+            const struct config_tls *t = c->listen_tls[i];
+            CHECK(t && t->ncerts == 1);
+            if (!t || t->ncerts != 1)
+                continue;
+            CHECK(strcmp(t->certs[0].cert, cert) == 0 && strcmp(t->certs[0].key, key) == 0);
+            CHECK(t->certs[0].ocsp == NULL);
+            check_tls_defaults(t);
+        }
+        CHECK(c->listen_tls[1] != c->listen_tls[2]);
+    }
+    config_free(c);
+
+    /* --listen-tls alone is enough; without TLS flags there is no TLS array. */
+    o.nlistens = 0;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_OK);
+    CHECK(c && c->nlistens == 2 && c->listen_tls && c->listen_tls[0] && c->listen_tls[1]);
+    config_free(c);
+    CHECK(config_from_cli(listens, 1, ups, 1, 1, &c, err, sizeof(err)) == PT_OK);
+    CHECK(c && c->listen_tls == NULL);
+    config_free(c);
+
+    c = (struct config *)1;
+    o.nlistens = 1;
+    o.cert = NULL;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR && c == NULL);
+    CHECK(strcmp(err, "--listen-tls needs --cert PATH") == 0);
+    o.cert = cert;
+    o.key = NULL;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--listen-tls needs --key PATH") == 0);
+    o.key = key;
+    o.nlistens_tls = 0;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--cert needs --listen-tls ADDR") == 0);
+    o.cert = NULL;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--key needs --listen-tls ADDR") == 0);
+    o.nlistens = 0;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "missing --listen ADDR (or --listen-tls ADDR)") == 0);
+
+    o.nlistens = 1;
+    o.nlistens_tls = 2;
+    o.cert = "/nonexistent/cert.pem";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--cert \"/nonexistent/cert.pem\": cannot read: No such file or "
+                      "directory") == 0);
+    o.cert = cert;
+    o.key = tls_dir;
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strstr(err, "--key \"") == err && strstr(err, "\": cannot read: Is a directory"));
+    o.key = key;
+    {
+        const char *dup[] = {"127.0.0.1:8080"};
+        o.listens_tls = dup;
+        o.nlistens_tls = 1;
+        CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+        CHECK(strcmp(err, "--listen-tls \"127.0.0.1:8080\": duplicate listen address") == 0);
+    }
+    {
+        const char *bad[] = {"example.com:443"};
+        o.listens_tls = bad;
+        CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+        CHECK(strncmp(err, "--listen-tls \"example.com:443\": bad listen address", 49) == 0);
+    }
+    /* The admin address may not overlap a TLS listener either. */
+    o.listens_tls = tls;
+    o.nlistens_tls = 2;
+    o.admin = "127.0.0.1:8443";
+    CHECK(config_from_cli_opts(&o, &c, err, sizeof(err)) == PT_ERR);
+    CHECK(strcmp(err, "--admin \"127.0.0.1:8443\": \"127.0.0.1:8443\" is also a listen "
+                      "address") == 0);
+}
+
+static void
+test_tls(void)
+{
+    CHECK(tls_files_make());
+    test_tls_listen();
+    test_tls_errors();
+    test_tls_relative_paths();
+    test_cli_tls();
+    tls_files_remove();
+}
+
 int
 main(void)
 {
@@ -1987,5 +2533,7 @@ main(void)
     RUN(test_doc_upstreams_example);
     RUN(test_cli_options);
     RUN(test_lb_late_errors_free);
+    RUN(test_tls);
+    RUN(test_redirect_https);
     TEST_MAIN_END();
 }
