@@ -488,7 +488,12 @@ lb_budget_retry(struct lb_pool *p, int64_t now_us, bool exempt)
     struct lb_budget *b = &p->budget;
     int64_t sec = now_us / 1000000;
     uint32_t slot = budget_slot(b, sec);
-    if (exempt || up->retry_budget_percent == 0) { /* "retry_budget: off" */
+    if (exempt) {
+        /* outside the budget, and not counted against the retries that are in it */
+        ADD(&p->retries_total, 1);
+        return true;
+    }
+    if (up->retry_budget_percent == 0) { /* "retry_budget: off" */
         ADD(&b->retries[slot], 1);
         ADD(&p->retries_total, 1);
         return true;

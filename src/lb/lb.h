@@ -133,8 +133,8 @@ void lb_end(struct lb_server *s, enum lb_outcome o, int status, uint64_t latency
             int64_t now_us);
 
 /* Retry budget: counts a new request; asks for a retry (counted when granted). An <exempt>
- * retry is granted and counted whatever the budget: one whose failed try never reached a
- * server (connect failure), so that sending it elsewhere adds no load anywhere. */
+ * retry is granted whatever the budget and does not use it up: one whose failed try never
+ * reached a server (connect failure), so that sending it elsewhere adds no load anywhere. */
 void lb_budget_request(struct lb_pool *p, int64_t now_us);
 bool lb_budget_retry(struct lb_pool *p, int64_t now_us, bool exempt);
 

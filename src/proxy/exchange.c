@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -715,7 +716,7 @@ client_close(struct client *c)
     loop_del(&w->loop, &c->io);
     if (c->ssl) {
         /* close_notify (one non-blocking try); it also keeps the session resumable */
-        if (SSL_is_init_finished(c->ssl)) {
+        if (SSL_is_init_finished(c->ssl) && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
             ERR_clear_error();
             SSL_shutdown(c->ssl);
         }
@@ -1465,7 +1466,8 @@ write_request_head(struct exchange *x, const struct h1_request *r)
             continue;
         /* the client-certificate field is Portico's to fill: a client's own is dropped */
         if (c->tls && c->tls->client_subject_header &&
-            http_name_eq(n, f->name_len, c->tls->client_subject_header))
+            f->name_len == strlen(c->tls->client_subject_header) &&
+            strncasecmp(n, c->tls->client_subject_header, f->name_len) == 0)
             continue;
         append_field(b, w, n, f->name_len, f->value, f->value_len);
     }
