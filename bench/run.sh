@@ -12,6 +12,6 @@ harness=${RUN_PEERS:-$top/../shared/bench/run-peers.sh}
 out=${RESULTS_DIR:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 # One worker per phase ({workers}); access log off like the peers' configs.
-export PORTICO_CMD="$top/build/portico --listen 127.0.0.1:{port} --upstream {backend_url} --workers {workers} --access-log off"
+export PORTICO_CMD="$top/build/portico --listen 127.0.0.1:{port} --listen-tls 127.0.0.1:{tls_port} --cert {cert} --key {key} --upstream {backend_url} --workers {workers} --access-log off"
 RESULTS_DIR=$out bash "$harness" "$@"
 echo "bench: results in $out/results.md"
