@@ -1342,6 +1342,19 @@ append_prior(struct buf *b, struct worker *w, const struct h1_request *r, const 
 }
 
 /* Serializes the request head for the upstream into u->wbuf. */
+/* Whether <n> names the client-certificate field of any TLS listener. */
+static bool
+subject_field(const struct config *cfg, const char *n, uint32_t len)
+{
+    for (uint32_t i = 0; i < cfg->nlistens; i++) {
+        const struct config_tls *t = cfg->listen_tls[i];
+        if (t && t->client_subject_header && len == strlen(t->client_subject_header) &&
+            strncasecmp(n, t->client_subject_header, len) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void
 write_request_head(struct exchange *x, const struct h1_request *r)
 {
@@ -1464,10 +1477,9 @@ write_request_head(struct exchange *x, const struct h1_request *r)
         }
         if (field_dropped(f, connf, nconn, rules))
             continue;
-        /* the client-certificate field is Portico's to fill: a client's own is dropped */
-        if (c->tls && c->tls->client_subject_header &&
-            f->name_len == strlen(c->tls->client_subject_header) &&
-            strncasecmp(n, c->tls->client_subject_header, f->name_len) == 0)
+        /* a client-certificate field is Portico's to fill: a client's own is dropped, on
+         * every listener (the same upstream may be reachable over plain text too) */
+        if (cfg->listen_tls && subject_field(cfg, n, f->name_len))
             continue;
         append_field(b, w, n, f->name_len, f->value, f->value_len);
     }

@@ -608,6 +608,25 @@ def test_resumed_session_keeps_client_subject(tls_portico, origin, pki):
     refused(lambda: tls_request(p.tls_port, client_context(pki), "GET", "/nocert"))
 
 
+@pytest.mark.parametrize("closer", ["client", "server"])
+@pytest.mark.parametrize("maxv", [ssl.TLSVersion.TLSv1_2, None], ids=["tls1.2", "tls1.3"])
+def test_session_cache_resumption_whoever_closes(tls_portico, pki, closer, maxv):
+    """Tickets off, the cache on: the session is resumable whether the client closed the first
+    connection or Portico did (Connection: close, then the client's bare FIN)."""
+    p = tls_portico(tls={**single(pki.rsa), "session_tickets": False})
+    ctx = client_context(pki, max_version=maxv)
+    with TlsClient(p.tls_port, ctx) as c:
+        hdr = [("Connection", "close")] if closer == "server" else []
+        assert c.request("GET", "/one", host="a.example.com", headers=hdr).status == 200
+        sess = c.sock.session
+        if closer == "server":
+            assert c.sock.recv(10) == b""
+    time.sleep(0.2)
+    with TlsClient(p.tls_port, ctx, session=sess) as c:
+        assert c.request("GET", "/two", host="a.example.com").status == 200
+        assert c.sock.session_reused, "session not resumed from the cache"
+
+
 def test_session_resumption_python(tls_portico, pki):
     p = tls_portico()
     ctx = client_context(pki)
@@ -1328,3 +1347,13 @@ def test_config_tls_option_errors(run_portico, pki, tmp_path, extra, line, patte
     assert m, f"no file:line:col message: {out.stderr!r}"
     assert int(m.group(1)) == line, out.stderr
     assert re.search(pattern, m.group(3)), out.stderr
+
+
+def test_subject_header_forged_over_plain_listener_is_dropped(tls_portico, origin, pki):
+    """The same upstream is reachable through the plain listener too: a client there cannot
+    pass its own certificate-subject field either."""
+    p = tls_portico(tls=mtls(pki, "optional"))
+    r = helpers.request(p.port, "GET", "/plain-forge",
+                        headers=[("X-Client-Subject", "CN=admin,O=Portico Tests")])
+    d = echo(r)
+    assert hget(d["headers"], "x-client-subject") == [], "a forged subject got through"
