@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "lb/control.h"
 #include "lb/lb.h"
+#include "proxy/upstream.h"
 #include "tls/tls.h"
 #include "proxy/worker.h"
 
@@ -46,6 +47,14 @@ usage(FILE *f)
            "                       ewma, hash (client address) or sticky (cookie)\n"
            "  --health-check PATH  quick mode: active health checks with GET PATH\n"
            "  -V, --version        print the version\n");
+}
+
+static void
+free_lb(struct lb *lb)
+{
+    for (uint32_t i = 0; i < lb->npools; i++)
+        tls_client_free(lb->pools[i].tls);
+    lb_free(lb);
 }
 
 static void
@@ -267,6 +276,25 @@ main(int argc, char **argv)
         }
     }
     struct lb *lb = lb_new(cfg);
+    /* TLS client contexts for pools with https:// servers */
+    for (uint32_t i = 0; i < cfg->nupstreams; i++) {
+        const struct config_upstream *up = &cfg->upstreams[i];
+        bool https = false;
+        for (uint32_t j = 0; j < up->nservers; j++)
+            https |= up->servers[j].addr.https;
+        if (!https)
+            continue;
+        lb->pools[i].tls = tls_client_new(&up->tls, upconn_on_session, err, sizeof(err));
+        if (!lb->pools[i].tls) {
+            log_error("upstream %s: %s", up->name, err);
+            fprintf(stderr, "portico: upstream %s: %s\n", up->name, err);
+            free_lb(lb);
+            free_tls(tls, cfg->nlistens);
+            log_stop();
+            config_free(cfg);
+            return 1;
+        }
+    }
     struct worker **ws = pt_calloc(nw, sizeof(*ws));
     for (uint32_t i = 0; i < nw; i++) {
         ws[i] = worker_new(i, cfg, lb, tls, err, sizeof(err));
@@ -275,7 +303,7 @@ main(int argc, char **argv)
             for (uint32_t k = 0; k < i; k++)
                 worker_free(ws[k]);
             free(ws);
-            lb_free(lb);
+            free_lb(lb);
             free_tls(tls, cfg->nlistens);
             log_stop();
             fprintf(stderr, "portico: %s\n", err);
@@ -294,7 +322,7 @@ main(int argc, char **argv)
             for (uint32_t k = 0; k < nw; k++)
                 worker_free(ws[k]);
             free(ws);
-            lb_free(lb);
+            free_lb(lb);
             free_tls(tls, cfg->nlistens);
             log_stop();
             config_free(cfg);
@@ -371,7 +399,7 @@ stop:
     for (uint32_t i = 0; i < nw; i++)
         worker_free(ws[i]);
     free(ws);
-    lb_free(lb);
+    free_lb(lb);
     free_tls(tls, cfg->nlistens);
     log_info("stopped");
     log_stop();

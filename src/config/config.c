@@ -176,6 +176,7 @@ config_upstream_defaults(struct config_upstream *u)
     };
     u->queue_size = 0;
     u->queue_timeout_ms = 5000;
+    u->tls = (struct config_upstream_tls){.verify = true};
     u->retry_budget_percent = 20;
     u->retry_budget_min = 10;
 }
@@ -275,6 +276,8 @@ config_addr_fini(struct config_addr *a)
 {
     free(a->text);
     a->text = NULL;
+    free(a->host);
+    a->host = NULL;
 }
 
 static void
@@ -357,6 +360,10 @@ config_free(struct config *c)
         }
         free(u->servers);
         free(u->hash_key_name);
+        free(u->tls.ca);
+        free(u->tls.cert);
+        free(u->tls.key);
+        free(u->tls.server_name);
         if (u->sticky.cookie != default_sticky_cookie)
             free(u->sticky.cookie);
         if (u->health.method != default_health_method)
@@ -461,14 +468,15 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
             return PT_ERR;
         }
         if (strncasecmp(s, "https://", 8) == 0) {
-            seterr(err, errlen, "https upstreams are not supported yet");
+            out.https = true;
+            s += 8;
+        } else if (strncasecmp(s, "http://", 7) == 0) {
+            s += 7;
+        } else {
+            seterr(err, errlen,
+                   "unsupported scheme in \"%s\": only http:// and https:// are allowed", text);
             return PT_ERR;
         }
-        if (strncasecmp(s, "http://", 7) != 0) {
-            seterr(err, errlen, "unsupported scheme in \"%s\": only http:// is allowed", text);
-            return PT_ERR;
-        }
-        s += 7;
     }
     end = s + strlen(s);
     if (s != text && end > s && end[-1] == '/')
@@ -508,11 +516,13 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
             return PT_ERR;
         }
     }
-    if (!colon) {
+    if (!colon && out.https) {
+        snprintf(portbuf, sizeof(portbuf), "443"); /* https://host */
+        port = 443;
+    } else if (!colon) {
         seterr(err, errlen, "missing port in \"%s\" (expected host:port)", text);
         return PT_ERR;
-    }
-    {
+    } else {
         const char *p = colon + 1;
         size_t n = (size_t)(end - p);
         bool digits = n > 0 && n <= 5;
@@ -571,6 +581,8 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
         }
     }
     out.text = pt_strndup(s, (size_t)(end - s));
+    if (mode == CONFIG_ADDR_SERVER)
+        out.host = pt_strdup(hostbuf);
     *a = out;
     return PT_OK;
 }

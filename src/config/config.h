@@ -14,6 +14,8 @@ struct pcre2_real_code_8; /* pcre2_code */
 
 struct config_addr {
     char *text; /* as written, e.g. "127.0.0.1:8080", "[::1]:80", "backend.local:9000" */
+    char *host; /* servers: the host part as written, without brackets or port */
+    bool https; /* servers: written "https://...": TLS to this server */
     struct sockaddr_storage sa;
     socklen_t salen;
 };
@@ -77,6 +79,14 @@ struct config_sticky {
                                  * copied into config_upstream.balance. */
 };
 
+/* TLS to the servers of a pool written "https://..." (upstreams.NAME.tls). */
+struct config_upstream_tls {
+    bool verify;       /* verify the server's certificate and name; default true */
+    char *ca;          /* PEM bundle of trusted CAs; NULL: the system store */
+    char *cert, *key;  /* client certificate for the servers, or NULL */
+    char *server_name; /* SNI and the name verified; NULL: each server's host as written */
+};
+
 struct config_upstream {
     char *name;
     struct config_server *servers;
@@ -97,6 +107,7 @@ struct config_upstream {
                                     * default 20. 0 = no budget at all ("retry_budget: off"):
                                     * retries are bounded only by the routes' "retries" */
     uint32_t retry_budget_min;     /* retries per second always allowed; default 10; 0 when off */
+    struct config_upstream_tls tls; /* used by servers written https:// */
 };
 
 enum route_path_kind {

@@ -1450,6 +1450,50 @@ load_retry_budget(struct ld *ld, yaml_node_t *n, const char *uwhere, struct conf
     return PT_OK;
 }
 
+/* upstreams.NAME.tls: {verify, ca, cert, key, server_name} for its https:// servers. */
+static int
+load_upstream_tls(struct ld *ld, yaml_node_t *n, const char *where, struct config_upstream *u)
+{
+    enum { VERIFY, CA, CERT, KEY, SERVER_NAME, NKEYS };
+    static const char *const keys[] = {"verify", "ca", "cert", "key", "server_name"};
+    struct field f[NKEYS];
+    char twhere[200], what[240];
+    struct config_upstream_tls *t = &u->tls;
+
+    pathf(twhere, sizeof(twhere), "%s.tls", where);
+    if (fields(ld, n, twhere, keys, NKEYS, f) != PT_OK)
+        return PT_ERR;
+    bool any_https = false;
+    for (uint32_t i = 0; i < u->nservers; i++)
+        any_https |= u->servers[i].addr.https;
+    if (!any_https)
+        return fail(ld, n, "%s: no server of this pool is written https://", twhere);
+    if (f[VERIFY].val && want_bool(ld, f[VERIFY].val, sub(what, sizeof(what), twhere, "verify"),
+                                   &t->verify) != PT_OK)
+        return PT_ERR;
+    if (f[CA].val &&
+        want_file(ld, f[CA].val, sub(what, sizeof(what), twhere, "ca"), &t->ca) != PT_OK)
+        return PT_ERR;
+    if (f[CERT].val &&
+        want_file(ld, f[CERT].val, sub(what, sizeof(what), twhere, "cert"), &t->cert) != PT_OK)
+        return PT_ERR;
+    if (f[KEY].val &&
+        want_file(ld, f[KEY].val, sub(what, sizeof(what), twhere, "key"), &t->key) != PT_OK)
+        return PT_ERR;
+    if (!t->cert != !t->key)
+        return fail(ld, n, "%s: cert and key go together", twhere);
+    if (f[SERVER_NAME].val) {
+        const char *s = NULL;
+        if (want_str(ld, f[SERVER_NAME].val, sub(what, sizeof(what), twhere, "server_name"), &s) !=
+            PT_OK)
+            return PT_ERR;
+        if (!*s || has_ctl(s, false))
+            return fail(ld, f[SERVER_NAME].val, "%s: expected a host name", what);
+        t->server_name = pt_strdup(s);
+    }
+    return PT_OK;
+}
+
 static int
 load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_upstream *u)
 {
@@ -1465,12 +1509,21 @@ load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_up
         KEEPALIVE,
         KEEPALIVE_TIMEOUT,
         KEEPALIVE_REQUESTS,
+        TLS,
         NKEYS
     };
-    static const char *const keys[] = {
-        "servers",           "balance", "hash_key",     "sticky",    "health",
-        "outlier",           "queue",   "retry_budget", "keepalive", "keepalive_timeout",
-        "keepalive_requests"};
+    static const char *const keys[] = {"servers",
+                                       "balance",
+                                       "hash_key",
+                                       "sticky",
+                                       "health",
+                                       "outlier",
+                                       "queue",
+                                       "retry_budget",
+                                       "keepalive",
+                                       "keepalive_timeout",
+                                       "keepalive_requests",
+                                       "tls"};
     struct field f[NKEYS];
     char what[200], swhere[200];
     yaml_node_t *sv;
@@ -1525,6 +1578,8 @@ load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_up
     if (f[QUEUE].val && load_queue(ld, f[QUEUE].val, where, u) != PT_OK)
         return PT_ERR;
     if (f[RETRY_BUDGET].val && load_retry_budget(ld, f[RETRY_BUDGET].val, where, u) != PT_OK)
+        return PT_ERR;
+    if (f[TLS].val && load_upstream_tls(ld, f[TLS].val, where, u) != PT_OK)
         return PT_ERR;
     if (f[KEEPALIVE].val &&
         want_u32(ld, f[KEEPALIVE].val, sub(what, sizeof(what), where, "keepalive"), 0, 100000,

@@ -12,8 +12,11 @@
 #include "http/chunked.h"
 #include "http/h1_parse.h"
 #include "net/sock.h"
+#include "tls/tls.h"
 
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +48,8 @@ struct probe {
     struct lb_server *s;
     const struct config_health *h;
     struct loop_io io; /* io.fd is -1 while IDLE */
+    SSL *ssl;          /* https:// server: the check runs over TLS */
+    char tls_err[160]; /* the TLS error that ended a check */
     struct loop_timer timer;
     enum probe_state state;
 
@@ -75,6 +80,12 @@ struct health {
 static void
 close_socket(struct probe *p)
 {
+    if (p->ssl) {
+        ERR_clear_error();
+        SSL_free(p->ssl);
+        ERR_clear_error();
+        p->ssl = NULL;
+    }
     if (p->io.fd >= 0) {
         loop_del(&p->c->loop, &p->io);
         close(p->io.fd);
@@ -293,6 +304,52 @@ parse_head(struct probe *p)
 
 /* ---- socket events ---- */
 
+/* read/send over the socket or its TLS session: -1 with EAGAIN when TLS waits */
+static ssize_t
+tls_ret(struct probe *p, int r)
+{
+    int e = SSL_get_error(p->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    if (e == SSL_ERROR_SSL)
+        tls_error_string(p->tls_err, sizeof(p->tls_err));
+    else
+        snprintf(p->tls_err, sizeof(p->tls_err), "connection closed during TLS");
+    ERR_clear_error();
+    errno = EPROTO;
+    return -1;
+}
+
+static ssize_t
+probe_read(struct probe *p, void *b, size_t n)
+{
+    if (!p->ssl)
+        return read(p->io.fd, b, n);
+    ERR_clear_error();
+    int r = SSL_read(p->ssl, b, (int)n);
+    return r > 0 ? r : tls_ret(p, r);
+}
+
+static ssize_t
+probe_send(struct probe *p, const void *b, size_t n)
+{
+    if (!p->ssl)
+        return send(p->io.fd, b, n, MSG_NOSIGNAL);
+    ERR_clear_error();
+    int r = SSL_write(p->ssl, b, (int)n);
+    return r > 0 ? r : tls_ret(p, r);
+}
+
+static const char *
+io_error(struct probe *p)
+{
+    return p->ssl && p->tls_err[0] ? p->tls_err : strerror(errno);
+}
+
 static void
 do_read(struct probe *p)
 {
@@ -315,7 +372,7 @@ do_read(struct probe *p)
             dst = chunk;
             room = sizeof(chunk);
         }
-        ssize_t n = read(p->io.fd, dst, room);
+        ssize_t n = probe_read(p, dst, room);
         if (n > 0) {
             if (p->state == PROBE_HEAD) {
                 p->in_len += (uint32_t)n;
@@ -331,7 +388,7 @@ do_read(struct probe *p)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (n < 0) {
-            finish(p, "read: %s", strerror(errno));
+            finish(p, "read: %s", io_error(p));
             return;
         }
         /* End of stream. */
@@ -350,7 +407,7 @@ static void
 do_send(struct probe *p)
 {
     while (p->req_off < p->req_len) {
-        ssize_t n = send(p->io.fd, p->req + p->req_off, p->req_len - p->req_off, MSG_NOSIGNAL);
+        ssize_t n = probe_send(p, p->req + p->req_off, p->req_len - p->req_off);
         if (n > 0) {
             p->req_off += (uint32_t)n;
             continue;
@@ -359,7 +416,7 @@ do_send(struct probe *p)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        finish(p, "send: %s", n < 0 ? strerror(errno) : "nothing written");
+        finish(p, "send: %s", n < 0 ? io_error(p) : "nothing written");
         return;
     }
     p->state = PROBE_HEAD;
@@ -406,6 +463,19 @@ start_check(struct probe *p)
     p->io.fd = fd;
     p->req_off = 0;
     p->state = PROBE_CONNECTING;
+    p->tls_err[0] = '\0';
+    if (cs->addr.https && p->s->pool->tls) {
+        const char *name =
+            p->s->pool->cfg->tls.server_name ? p->s->pool->cfg->tls.server_name : cs->addr.host;
+        p->ssl = tls_client_ssl(p->s->pool->tls, fd, name, NULL, NULL);
+        if (!p->ssl) {
+            close(fd);
+            p->io.fd = -1;
+            finish(p, "TLS: cannot set up the session");
+            return;
+        }
+        SSL_set_options(p->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    }
     if (loop_add(&p->c->loop, &p->io, false) != PT_OK) {
         int e = errno;
         close(fd);

@@ -14,6 +14,8 @@
 #include "config/config.h"
 
 #include <stdatomic.h>
+
+struct tls_client;
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -61,6 +63,7 @@ struct lb_pool {
     struct lb_server *servers;
     uint32_t nservers;
     uint32_t nprimary; /* servers that are not backups */
+    struct tls_client *tls; /* https:// servers: the client context (set and freed by main) */
     uint32_t *maglev;  /* BALANCE_HASH: lookup table of server indexes, maglev_size entries */
     uint32_t maglev_size;
     atomic_uint queued;                  /* requests waiting for a max_conns slot, all workers */

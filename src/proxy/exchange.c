@@ -87,6 +87,12 @@ cio(const struct client *c)
     return (struct xio){.fd = c->io.fd, .ssl = c->ssl};
 }
 
+static inline struct xio
+uio(const struct upconn *u)
+{
+    return (struct xio){.fd = u->io.fd, .ssl = u->ssl};
+}
+
 /* One direction of body transfer from a source buffer to a sink socket. */
 struct pipe {
     enum h1_body in;  /* framing of the incoming body */
@@ -2385,7 +2391,7 @@ set_upstream_timer(struct exchange *x)
     if (!u)
         return;
     uint64_t ms;
-    if (u->state == UC_CONNECTING)
+    if (u->state == UC_CONNECTING || u->state == UC_HANDSHAKE)
         ms = t->upstream_connect_ms;
     else if (!x->req.done && !u->writable)
         ms = t->upstream_send_ms;
@@ -2440,7 +2446,28 @@ x_run(struct exchange *x)
                 x_up_fail(x, RETRY_ON_CONNECT_FAILURE, 502);
                 return;
             }
+            u->state = u->ssl ? UC_HANDSHAKE : UC_ACTIVE;
+            up_moved = true;
+        }
+        if (u && u->state == UC_HANDSHAKE) {
+            ERR_clear_error();
+            int r = SSL_do_handshake(u->ssl);
+            if (r != 1) {
+                int e = SSL_get_error(u->ssl, r);
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                    char why[256];
+                    SSL_set_quiet_shutdown(u->ssl, 1);
+                    log_warn("upstream %s: TLS handshake: %s", x->srv->addr_text,
+                             e == SSL_ERROR_SSL ? tls_error_string(why, sizeof(why))
+                                                : "connection closed");
+                    ERR_clear_error();
+                    x_up_fail(x, RETRY_ON_CONNECT_FAILURE, 502);
+                    return;
+                }
+                goto client_side;
+            }
             u->state = UC_ACTIVE;
+            u->readable = u->writable = true;
             up_moved = true;
         }
 
@@ -2459,8 +2486,7 @@ x_run(struct exchange *x)
                     progress = true;
             }
             uint64_t dummy = 0;
-            int rc = pipe_pump(&x->req, &c->rbuf, &u->wbuf, w, XIO_PLAIN(u->io.fd), &u->writable,
-                               &dummy);
+            int rc = pipe_pump(&x->req, &c->rbuf, &u->wbuf, w, uio(u), &u->writable, &dummy);
             if (rc == PT_ERR) {
                 if (x->req.too_large) {
                     x_fail(x, 413);
@@ -2488,7 +2514,7 @@ x_run(struct exchange *x)
             }
         } else if (u && u->state == UC_ACTIVE && u->wbuf.len) {
             uint64_t wr = 0;
-            int rc = flush_buf(XIO_PLAIN(u->io.fd), &u->wbuf, &u->writable, &wr);
+            int rc = flush_buf(uio(u), &u->wbuf, &u->writable, &wr);
             if (rc == PT_ERR) {
                 x_up_fail(x, RETRY_ON_RESET, 502);
                 return;
@@ -2503,8 +2529,7 @@ x_run(struct exchange *x)
         if (u && u->state == UC_ACTIVE && !x->resp.done) {
             bool eof = false;
             if (u->readable && buf_space(&u->rbuf) + (u->rbuf.base ? 0 : 1) && !u->eof) {
-                ssize_t n =
-                    read_into(XIO_PLAIN(u->io.fd), &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
+                ssize_t n = read_into(uio(u), &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
                 if (n < 0) {
                     log_warn("upstream %s: read: %s", x->srv->addr_text, strerror(errno));
                     x_up_fail(x, RETRY_ON_RESET, 502);
@@ -2628,7 +2653,7 @@ exchange_on_upstream_timer(struct upconn *u)
         x_fail(x, 504);
         return;
     }
-    if (u->state == UC_CONNECTING) {
+    if (u->state == UC_CONNECTING || u->state == UC_HANDSHAKE) {
         log_warn("upstream %s: connect timed out", x->srv->addr_text);
         x_up_fail(x, RETRY_ON_CONNECT_FAILURE, 504);
         return;
@@ -2708,11 +2733,10 @@ run_tunnel(struct client *c)
     int guard;
     for (guard = 0; guard < 64; guard++) {
         bool progress = false;
-        if (tunnel_dir(w, &x->req, cio(c), &c->rbuf, &c->readable, c->hup, &c->rd_eof,
-                       XIO_PLAIN(u->io.fd), &u->wbuf, &u->writable, &up_bytes,
-                       &progress) != PT_OK ||
-            tunnel_dir(w, &x->resp, XIO_PLAIN(u->io.fd), &u->rbuf, &u->readable, u->hup, &u->eof,
-                       cio(c), &c->wbuf, &c->writable, &x->bytes_out, &progress) != PT_OK) {
+        if (tunnel_dir(w, &x->req, cio(c), &c->rbuf, &c->readable, c->hup, &c->rd_eof, uio(u),
+                       &u->wbuf, &u->writable, &up_bytes, &progress) != PT_OK ||
+            tunnel_dir(w, &x->resp, uio(u), &u->rbuf, &u->readable, u->hup, &u->eof, cio(c),
+                       &c->wbuf, &c->writable, &x->bytes_out, &progress) != PT_OK) {
             tunnel_end(c);
             return;
         }

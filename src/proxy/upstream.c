@@ -5,7 +5,11 @@
 #include "proxy/exchange.h"
 #include "proxy/worker.h"
 
+#include "tls/tls.h"
+
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -33,6 +37,8 @@ upool_fini(struct upool *p, struct worker *w)
     for (uint32_t i = 0; i < p->nservers; i++) {
         while (p->servers[i].idle)
             upconn_close(p->servers[i].idle);
+        if (p->servers[i].session)
+            SSL_SESSION_free(p->servers[i].session);
     }
     free(p->servers);
     p->servers = NULL;
@@ -80,10 +86,24 @@ on_upconn_io(struct loop_io *io, uint32_t events)
         return;
     if (u->state == UC_IDLE) {
         /* An idle connection has nothing to say: data is a response to nobody, and a close
-         * means the server gave up on it. Either way it can no longer be used. */
+         * means the server gave up on it. Either way it can no longer be used. Over TLS the
+         * server may still send session tickets or a key update: those are read and the
+         * connection kept. */
+        if (u->ssl && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && (events & EPOLLIN)) {
+            char b;
+            ERR_clear_error();
+            int r = SSL_read(u->ssl, &b, 1);
+            if (r <= 0 && SSL_get_error(u->ssl, r) == SSL_ERROR_WANT_READ)
+                return;
+            ERR_clear_error();
+        }
         if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             upconn_close(u);
         return;
+    }
+    if (u->ssl) {
+        /* TLS may need the other direction: either readiness retries both */
+        u->readable = u->writable = true;
     }
     exchange_on_upstream(u, events);
 }
@@ -113,8 +133,21 @@ upconn_connect(struct worker *w, struct upool_server *s)
     u->ps = s;
     u->timer.cb = on_upconn_timer;
     u->state = UC_CONNECTING;
+    if (srv->addr.https) {
+        struct lb_pool *lp = s->pool->lb;
+        const char *name = lp->cfg->tls.server_name ? lp->cfg->tls.server_name : srv->addr.host;
+        u->ssl = tls_client_ssl(lp->tls, fd, name, s->session, u);
+        if (!u->ssl) {
+            close(fd);
+            free(u);
+            errno = EPROTO;
+            return NULL;
+        }
+    }
     if (loop_add(&w->loop, &u->io, false) != PT_OK) {
         int e = errno;
+        if (u->ssl)
+            SSL_free(u->ssl);
         close(fd);
         free(u);
         errno = e;
@@ -154,10 +187,33 @@ upconn_close(struct upconn *u)
         idle_unlink(u);
     loop_timer_cancel(&w->loop, &u->timer);
     loop_del(&w->loop, &u->io);
+    if (u->ssl) {
+        /* close_notify, one non-blocking try: it also keeps the session resumable. Not after a
+         * fatal error (the I/O code marks those sessions quiet). */
+        ERR_clear_error();
+        if (SSL_is_init_finished(u->ssl) && !SSL_get_quiet_shutdown(u->ssl))
+            SSL_shutdown(u->ssl);
+        SSL_free(u->ssl);
+        ERR_clear_error();
+        u->ssl = NULL;
+    }
     close(u->io.fd);
     buf_release(&u->rbuf, &w->bufs);
     buf_release(&u->wbuf, &w->bufs);
     u->state = UC_CLOSED;
     u->next = w->dead_upconns;
     w->dead_upconns = u;
+}
+
+void
+upconn_on_session(SSL *ssl, SSL_SESSION *sess)
+{
+    struct upconn *u = SSL_get_app_data(ssl);
+    if (!u || u->state == UC_CLOSED) {
+        SSL_SESSION_free(sess);
+        return;
+    }
+    if (u->ps->session)
+        SSL_SESSION_free(u->ps->session);
+    u->ps->session = sess;
 }

@@ -13,7 +13,10 @@ struct worker;
 struct exchange;
 struct client;
 
-enum upconn_state { UC_CONNECTING = 0, UC_ACTIVE, UC_IDLE, UC_CLOSED };
+enum upconn_state { UC_CONNECTING = 0, UC_ACTIVE, UC_IDLE, UC_CLOSED, UC_HANDSHAKE };
+
+typedef struct ssl_st SSL;
+typedef struct ssl_session_st SSL_SESSION;
 
 struct upconn {
     struct loop_io io;
@@ -24,6 +27,7 @@ struct upconn {
     struct buf wbuf;            /* request head and body framing to the server */
     struct exchange *x;         /* NULL when idle */
     struct upconn *next, *prev; /* idle list, or the worker's list of closed ones */
+    SSL *ssl;                   /* https:// server: the TLS session, else NULL */
     uint32_t requests;          /* requests sent on this connection */
     uint8_t state;              /* enum upconn_state */
     bool readable, writable, eof, reused;
@@ -38,6 +42,7 @@ struct upool_server {
     uint32_t nidle;
     const char *addr_text; /* ls->addr_text */
     uint32_t addr_len;
+    SSL_SESSION *session; /* https://: the last session the server issued, for resumption */
 };
 
 struct upool {
@@ -63,6 +68,9 @@ struct upconn *upconn_connect(struct worker *w, struct upool_server *s);
 
 /* Parks <u> in its server's idle list (closing it when the list is full). */
 void upconn_release(struct upconn *u);
+
+/* TLS client callback: keeps <sess> as its server's session to resume (tls_session_cb). */
+void upconn_on_session(SSL *ssl, SSL_SESSION *sess);
 
 /* Closes and frees <u> (removing it from the idle list when there). */
 void upconn_close(struct upconn *u);

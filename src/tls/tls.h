@@ -51,6 +51,27 @@ void tls_server_tick(struct tls_server *t);
  * too. Thread-safe against handshakes on workers. */
 void tls_server_rotate_tickets(struct tls_server *t);
 
+/* ---- TLS to upstream servers (tls_client.c) ---- */
+
+typedef struct ssl_session_st SSL_SESSION;
+struct tls_client;
+
+/* Called on the thread that drives <ssl> when the server issued a session; the callee owns
+ * <sess> (SSL_SESSION_free). SSL_get_app_data(ssl) is the <app> given to tls_client_ssl. */
+typedef void tls_session_cb(SSL *ssl, SSL_SESSION *sess);
+
+/* A client context for the https:// servers of one pool: TLS 1.2+, ALPN http/1.1, verification
+ * against cfg->ca or the system store unless cfg->verify is false, the client certificate.
+ * NULL with "file: what is wrong" in err. */
+struct tls_client *tls_client_new(const struct config_upstream_tls *cfg, tls_session_cb *cb,
+                                  char *err, size_t errlen);
+void tls_client_free(struct tls_client *t);
+
+/* A client SSL on the (connecting, non-blocking) socket <fd> for server <name>: SNI when it is a
+ * host name, and the certificate checked against the name or IP address; resumes <resume> when
+ * not NULL. NULL on failure. */
+SSL *tls_client_ssl(struct tls_client *t, int fd, const char *name, SSL_SESSION *resume, void *app);
+
 /* The last OpenSSL error(s) as one line into out (for logs); clears the error queue. */
 const char *tls_error_string(char *out, size_t cap);
 

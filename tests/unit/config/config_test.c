@@ -528,11 +528,24 @@ test_listen_errors(void)
 static void
 test_server_addresses(void)
 {
-    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [\"https://127.0.0.1:9000\"]\n",
-                     "t.yaml:4:15: https upstreams are not supported yet"));
+    {
+        /* https:// servers: TLS, port 443 by default, the host kept for SNI */
+        struct config *c = load("listen: :80\nupstreams:\n  app:\n    servers: "
+                                "[\"https://127.0.0.1:9000\", \"https://localhost\"]\n");
+        CHECK(c != NULL);
+        if (c) {
+            const struct config_server *s = c->upstreams[0].servers;
+            CHECK(s[0].addr.https && strcmp(s[0].addr.host, "127.0.0.1") == 0);
+            CHECK(s[1].addr.https && strcmp(s[1].addr.host, "localhost") == 0);
+            CHECK(ntohs(((const struct sockaddr_in *)&s[1].addr.sa)->sin_port) == 443 ||
+                  ntohs(((const struct sockaddr_in6 *)&s[1].addr.sa)->sin6_port) == 443);
+            CHECK(c->upstreams[0].tls.verify && c->upstreams[0].tls.ca == NULL);
+        }
+        config_free(c);
+    }
     CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [\"ftp://127.0.0.1:9000\"]\n",
                      "t.yaml:4:15: unsupported scheme in \"ftp://127.0.0.1:9000\": only http:// "
-                     "is allowed"));
+                     "and https:// are allowed"));
     CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [http://127.0.0.1:9000/x]\n",
                      "t.yaml:4:15: bad address \"http://127.0.0.1:9000/x\": a path is not allowed "
                      "here"));
@@ -1124,7 +1137,7 @@ test_cli(void)
 {
     const char *listens[] = {"127.0.0.1:8080", "[::1]:8080"};
     const char *ups[] = {"http://127.0.0.1:9001", "127.0.0.1:9002", "http://localhost:9003/"};
-    const char *bad_ups[] = {"http://127.0.0.1:9001", "https://127.0.0.1:9002"};
+    const char *bad_ups[] = {"http://127.0.0.1:9001", "ftp://127.0.0.1:9002"};
     const char *bad_listen[] = {"example.com:80"};
     struct config *c = NULL;
     char err[512];
@@ -1155,8 +1168,8 @@ test_cli(void)
     c = (struct config *)1;
     CHECK(config_from_cli(listens, 1, bad_ups, 2, 1, &c, err, sizeof(err)) == PT_ERR);
     CHECK(c == NULL);
-    CHECK(strcmp(err, "--upstream \"https://127.0.0.1:9002\": https upstreams are not supported "
-                      "yet") == 0);
+    CHECK(strcmp(err, "--upstream \"ftp://127.0.0.1:9002\": unsupported scheme in "
+                      "\"ftp://127.0.0.1:9002\": only http:// and https:// are allowed") == 0);
     CHECK(config_from_cli(bad_listen, 1, ups, 1, 1, &c, err, sizeof(err)) == PT_ERR);
     CHECK(strncmp(err, "--listen \"example.com:80\": bad listen address", 45) == 0);
     {
