@@ -62,9 +62,9 @@ struct lb_pool {
     const struct config_upstream *cfg;
     struct lb_server *servers;
     uint32_t nservers;
-    uint32_t nprimary; /* servers that are not backups */
+    uint32_t nprimary;      /* servers that are not backups */
     struct tls_client *tls; /* https:// servers: the client context (set and freed by main) */
-    uint32_t *maglev;  /* BALANCE_HASH: lookup table of server indexes, maglev_size entries */
+    uint32_t *maglev;       /* BALANCE_HASH: lookup table of server indexes, maglev_size entries */
     uint32_t maglev_size;
     atomic_uint queued;                  /* requests waiting for a max_conns slot, all workers */
     atomic_uint_fast64_t queue_timeouts; /* waits that ended in 503 */

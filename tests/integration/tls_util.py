@@ -296,7 +296,10 @@ class TlsClient(helpers.Client):
                  timeout=helpers.IO_TIMEOUT, session=None):
         raw = socket.create_connection((host, port), timeout=timeout)
         try:
-            self.sock = ctx.wrap_socket(raw, server_hostname=sni, session=session)
+            # suppress_ragged_eofs=False: a TCP FIN without close_notify raises SSLEOFError
+            # instead of looking like a clean end (a truncation must be visible)
+            self.sock = ctx.wrap_socket(raw, server_hostname=sni, session=session,
+                                        suppress_ragged_eofs=False)
         except BaseException:
             raw.close()
             raise
