@@ -11,8 +11,8 @@ PACKAGES=(
     clang libclang-rt-14-dev
     # libraries
     libyaml-dev libpcre2-dev libssl-dev
-    # TLS test tooling (certificates, s_client)
-    openssl
+    # TLS test tooling (certificates, s_client) and the TLS scanner test_testssl.py runs
+    openssl testssl.sh
     # integration tests (pytest via Debian's /usr/bin/python3)
     python3 python3-pytest python3-httpx python3-h2 curl ca-certificates
     # test helpers: ps/pgrep, ss
