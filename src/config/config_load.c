@@ -721,7 +721,11 @@ load_tls(struct ld *ld, yaml_node_t *n, const char *where, struct config_tls *t)
             return PT_ERR;
         lower = pt_strdup(t->client_subject_header);
         lowercase(lower);
-        bad = managed_field(lower) || strcmp(lower, "host") == 0;
+        /* nor a field Portico writes itself: the subject would be dropped or duplicated */
+        bad = managed_field(lower) || strcmp(lower, "host") == 0 ||
+              strcmp(lower, "x-forwarded-for") == 0 || strcmp(lower, "x-forwarded-proto") == 0 ||
+              strcmp(lower, "x-forwarded-host") == 0 || strcmp(lower, "forwarded") == 0 ||
+              strcmp(lower, "via") == 0 || strcmp(lower, "x-request-id") == 0;
         free(lower);
         if (bad)
             return fail(ld, f[CLIENT_SUBJECT_HEADER].val,

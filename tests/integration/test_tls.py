@@ -1328,6 +1328,8 @@ TLS_OPTION_ERRORS = [
      r"Content-Length|managed"),
     ("host-header", ["client_auth: required", "client_ca: {ca}",
                      "client_subject_header: Host"], 9, r"Host|managed"),
+    ("forwarding-header", ["client_auth: required", "client_ca: {ca}",
+                           "client_subject_header: X-Request-Id"], 9, r"X-Request-Id.*managed"),
     ("hsts-no-max-age", ['hsts: "includeSubDomains"'], 7, r"max-age"),
     ("bad-timeout", ["handshake_timeout: soon"], 7, r"handshake_timeout"),
     ("unknown-key", ["sesion_tickets: true"], 7, r"session_tickets"),

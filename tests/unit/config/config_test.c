@@ -2207,6 +2207,10 @@ test_tls_errors(void)
                      "t.yaml:8:30: listen[0].tls.client_subject_header: \"Host\" is managed by "
                      "Portico"));
     CHECK(fails_with(at_dir(TLS1 "      client_auth: required\n      client_ca: @/ca.pem\n"
+                                 "      client_subject_header: X-Forwarded-For\n"),
+                     "t.yaml:8:30: listen[0].tls.client_subject_header: \"X-Forwarded-For\" is "
+                     "managed by Portico"));
+    CHECK(fails_with(at_dir(TLS1 "      client_auth: required\n      client_ca: @/ca.pem\n"
                                  "      client_subject_header: \"X Subject\"\n"),
                      "t.yaml:8:30: listen[0].tls.client_subject_header: \"X Subject\" is not a "
                      "valid header name"));
