@@ -1278,18 +1278,26 @@ x_error_local(struct exchange *x, int status)
     x_local(x, status, "text/plain; charset=utf-8", body, (size_t)n, NULL);
 }
 
-/* Ends the exchange and cuts the client connection: what HTTP/1.1 can say once a response
- * has begun, or to a client that stopped reading. */
+/* The exchange gives up its upstream side: the try is recorded (a response head makes it a
+ * success for the balancers, else it says nothing about the server) and the connection closed. */
 static void
-x_abort(struct exchange *x, int status)
+x_drop_upstream(struct exchange *x)
 {
-    struct client *c = x->c;
     if (x->try_srv)
         try_end(x, x->t_head_us ? LB_OK : LB_ABORTED, x->status);
     if (x->u) {
         upconn_close(x->u);
         x->u = NULL;
     }
+}
+
+/* Ends the exchange and cuts the client connection: what HTTP/1.1 can say once a response
+ * has begun, or to a client that stopped reading. */
+static void
+x_abort(struct exchange *x, int status)
+{
+    struct client *c = x->c;
+    x_drop_upstream(x);
     if (!x->status)
         x->status = status;
     x_log(x);
@@ -1304,12 +1312,7 @@ static void
 x_fail(struct exchange *x, int status)
 {
     struct client *c = x->c;
-    if (x->try_srv)
-        try_end(x, x->t_head_us ? LB_OK : LB_ABORTED, x->status);
-    if (x->u) {
-        upconn_close(x->u);
-        x->u = NULL;
-    }
+    x_drop_upstream(x);
     if (!x->t_up_end_us && x->t_up_us)
         x->t_up_end_us = loop_clock_us();
     if (x->resp_started && x->bytes_out == 0 && !x->tunnel && !x->local) {
