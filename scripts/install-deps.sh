@@ -10,11 +10,13 @@ PACKAGES=(
     # fuzzing and sanitizers (libFuzzer and the ASan/UBSan runtimes for clang)
     clang libclang-rt-14-dev
     # libraries
-    libyaml-dev libpcre2-dev libssl-dev
+    libyaml-dev libpcre2-dev libssl-dev libnghttp2-dev
     # TLS test tooling (certificates, s_client) and the TLS scanner test_testssl.py runs
     openssl testssl.sh
     # integration tests (pytest via Debian's /usr/bin/python3)
     python3 python3-pytest python3-httpx python3-h2 curl ca-certificates
+    # HTTP/2 test client (nghttp) and load generator (h2load)
+    nghttp2-client
     # test helpers: ps/pgrep, ss
     procps iproute2
 )

@@ -264,7 +264,6 @@ main(int argc, char **argv)
     for (uint32_t i = 0; cfg->listen_tls && i < cfg->nlistens; i++) {
         if (!cfg->listen_tls[i])
             continue;
-        cfg->listen_tls[i]->http2 = false; /* HTTP/2 is not served yet: ALPN offers http/1.1 */
         tls[i] = tls_server_new(cfg->listen_tls[i], err, sizeof(err));
         if (!tls[i]) {
             log_error("listen %s: %s", cfg->listens[i].text, err);

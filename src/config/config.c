@@ -72,6 +72,11 @@ config_defaults(struct config *c)
         .max_headers = 100,
         .max_body_size = (uint64_t)1 << 30,
     };
+    c->http2 = (struct config_http2){
+        .max_concurrent_streams = 128,
+        .window = 65535,
+        .max_resets = 200,
+    };
     c->x_forwarded_for = true;
     c->x_forwarded_proto = true;
     c->x_forwarded_host = true;

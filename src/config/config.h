@@ -16,6 +16,8 @@ struct config_addr {
     char *text; /* as written, e.g. "127.0.0.1:8080", "[::1]:80", "backend.local:9000" */
     char *host; /* servers: the host part as written, without brackets or port */
     bool https; /* servers: written "https://...": TLS to this server */
+    bool h2c;   /* listen addresses: also accept cleartext HTTP/2 with prior knowledge (the client
+                 * starts with the HTTP/2 preface) */
     struct sockaddr_storage sa;
     socklen_t salen;
 };
@@ -245,6 +247,19 @@ struct config_tls {
     char *hsts;                  /* Strict-Transport-Security value added to responses, or NULL */
 };
 
+/* HTTP/2 on client connections ("http2:"): h2 through ALPN on TLS listeners (tls.http2) and h2c
+ * with prior knowledge on plain ones (config_addr.h2c). */
+struct config_http2 {
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS, 1..10000; default 128 */
+    uint32_t window;     /* per-stream receive window in bytes (SETTINGS_INITIAL_WINDOW_SIZE): how
+                          * much request body one stream may send ahead of Portico reading it;
+                          * 65535..16777216; default 65535 */
+    uint32_t max_resets; /* RST_STREAM and other cheap-to-send, costly-to-serve frames (PING,
+                          * SETTINGS, PRIORITY, empty DATA/HEADERS) tolerated in a burst per
+                          * connection before GOAWAY ENHANCE_YOUR_CALM; refills at max_resets/10
+                          * per second; 1..100000; default 200 */
+};
+
 enum log_format { LOG_FORMAT_COMBINED = 0, LOG_FORMAT_JSON };
 
 struct config {
@@ -256,6 +271,7 @@ struct config {
                                      * the array itself is NULL when no listener has TLS */
     struct config_timeouts timeouts;
     struct config_limits limits;
+    struct config_http2 http2;
     struct config_upstream *upstreams;
     uint32_t nupstreams;
     struct route *routes; /* ordered; first match wins; no match: 404 */

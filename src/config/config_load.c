@@ -20,6 +20,12 @@
 #define MAX_CONFIG_BYTES (64u << 20)
 #define MAX_WORKERS      1024
 
+/* http2: bounds. The window may go up to 2^31-1 in HTTP/2; 16 MiB per stream is plenty. */
+#define H2_MAX_STREAMS 10000
+#define H2_WINDOW_MIN  65535
+#define H2_WINDOW_MAX  (16u << 20)
+#define H2_MAX_RESETS  100000
+
 /* A key of a mapping with a fixed set of keys, once fields() has sorted them. */
 struct field {
     yaml_node_t *key; /* NULL when the key is absent */
@@ -739,18 +745,19 @@ load_tls(struct ld *ld, yaml_node_t *n, const char *where, struct config_tls *t)
     return PT_OK;
 }
 
-/* A listen entry written as a mapping: {address: ADDR, tls: {...}}. Sets *addr (never NULL on
- * success) and *tls (NULL without tls). */
+/* A listen entry written as a mapping: {address: ADDR, tls: {...}, h2c: BOOL}. Sets *addr
+ * (never NULL on success), *tls (NULL without tls) and *h2c (NULL without h2c). */
 static int
 listen_entry_map(struct ld *ld, yaml_node_t *n, const char *where, yaml_node_t **addr,
-                 yaml_node_t **tls)
+                 yaml_node_t **tls, yaml_node_t **h2c)
 {
-    enum { ADDRESS, TLS, NKEYS };
-    static const char *const keys[] = {"address", "tls"};
+    enum { ADDRESS, TLS, H2C, NKEYS };
+    static const char *const keys[] = {"address", "tls", "h2c"};
     struct field f[NKEYS];
     bool near_miss = false;
 
-    /* Without "address" (and no near miss of it to hint at), point at the mapping itself. */
+    /* Without a key of the entry or a near miss of one to hint at (so no "address" either),
+     * point at the mapping itself. */
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(ld, p->key);
         if (k->type == YAML_SCALAR_NODE &&
@@ -765,6 +772,7 @@ listen_entry_map(struct ld *ld, yaml_node_t *n, const char *where, yaml_node_t *
         return fail(ld, n, "%s: missing required key \"address\"", where);
     *addr = f[ADDRESS].val;
     *tls = f[TLS].val;
+    *h2c = f[H2C].val;
     return PT_OK;
 }
 
@@ -791,7 +799,7 @@ load_listen(struct ld *ld, yaml_node_t *n)
     c->listens = pt_calloc(count, sizeof(*c->listens));
     c->nlistens = (uint32_t)count;
     for (size_t i = 0; i < count; i++) {
-        yaml_node_t *it = list ? seq_at(ld, n, i) : n, *an = it, *tn = NULL;
+        yaml_node_t *it = list ? seq_at(ld, n, i) : n, *an = it, *tn = NULL, *hn = NULL;
         char where[32], twhere[48];
         const char *s;
 
@@ -800,7 +808,7 @@ load_listen(struct ld *ld, yaml_node_t *n)
         else
             pathf(where, sizeof(where), "listen");
         if (it->type == YAML_MAPPING_NODE) {
-            if (listen_entry_map(ld, it, where, &an, &tn) != PT_OK)
+            if (listen_entry_map(ld, it, where, &an, &tn, &hn) != PT_OK)
                 return PT_ERR;
         } else if (it->type != YAML_SCALAR_NODE) {
             return fail(ld, it,
@@ -816,6 +824,17 @@ load_listen(struct ld *ld, yaml_node_t *n)
         for (size_t j = 0; j < i; j++)
             if (addr_same(&c->listens[i], &c->listens[j]))
                 return fail(ld, an, "duplicate listen address \"%s\"", s);
+        if (hn) {
+            sub(twhere, sizeof(twhere), where, "h2c");
+            if (want_bool(ld, hn, twhere, &c->listens[i].h2c) != PT_OK)
+                return PT_ERR;
+            /* h2c is HTTP/2 over plain TCP; on TLS, h2 is negotiated with ALPN instead. */
+            if (c->listens[i].h2c && tn)
+                return fail(ld, hn,
+                            "%s: is for plain listeners; a TLS listener offers HTTP/2 through "
+                            "ALPN (tls.http2)",
+                            twhere);
+        }
         if (tn) {
             if (!c->listen_tls)
                 c->listen_tls = pt_calloc(count, sizeof(*c->listen_tls));
@@ -914,6 +933,32 @@ load_limits(struct ld *ld, yaml_node_t *n)
                  PT_OK)
             return PT_ERR;
     }
+    return PT_OK;
+}
+
+static int
+load_http2(struct ld *ld, yaml_node_t *n)
+{
+    enum { MAX_CONCURRENT_STREAMS, WINDOW, MAX_RESETS, NKEYS };
+    static const char *const keys[] = {"max_concurrent_streams", "window", "max_resets"};
+    struct config_http2 *h = &ld->c->http2;
+    struct field f[NKEYS];
+    uint64_t v;
+
+    if (fields(ld, n, "http2", keys, NKEYS, f) != PT_OK)
+        return PT_ERR;
+    if (f[MAX_CONCURRENT_STREAMS].val &&
+        want_u32(ld, f[MAX_CONCURRENT_STREAMS].val, "http2.max_concurrent_streams", 1,
+                 H2_MAX_STREAMS, &h->max_concurrent_streams) != PT_OK)
+        return PT_ERR;
+    if (f[WINDOW].val) {
+        if (want_size(ld, f[WINDOW].val, "http2.window", H2_WINDOW_MIN, H2_WINDOW_MAX, &v) != PT_OK)
+            return PT_ERR;
+        h->window = (uint32_t)v;
+    }
+    if (f[MAX_RESETS].val && want_u32(ld, f[MAX_RESETS].val, "http2.max_resets", 1, H2_MAX_RESETS,
+                                      &h->max_resets) != PT_OK)
+        return PT_ERR;
     return PT_OK;
 }
 
@@ -2301,6 +2346,7 @@ load_root(struct ld *ld, yaml_node_t *root)
         LISTEN,
         TIMEOUTS,
         LIMITS,
+        HTTP2,
         UPSTREAMS,
         ROUTES,
         PROXY_HEADERS,
@@ -2310,9 +2356,9 @@ load_root(struct ld *ld, yaml_node_t *root)
         ADMIN,
         NKEYS
     };
-    static const char *const keys[] = {"workers",    "listen",    "timeouts",      "limits",
-                                       "upstreams",  "routes",    "proxy_headers", "hide_headers",
-                                       "access_log", "error_log", "admin"};
+    static const char *const keys[] = {"workers",      "listen",     "timeouts",  "limits",
+                                       "http2",        "upstreams",  "routes",    "proxy_headers",
+                                       "hide_headers", "access_log", "error_log", "admin"};
     struct field f[NKEYS];
 
     if (!root)
@@ -2332,6 +2378,8 @@ load_root(struct ld *ld, yaml_node_t *root)
     if (f[TIMEOUTS].val && load_timeouts(ld, f[TIMEOUTS].val) != PT_OK)
         return PT_ERR;
     if (f[LIMITS].val && load_limits(ld, f[LIMITS].val) != PT_OK)
+        return PT_ERR;
+    if (f[HTTP2].val && load_http2(ld, f[HTTP2].val) != PT_OK)
         return PT_ERR;
     if (f[PROXY_HEADERS].val && load_proxy_headers(ld, f[PROXY_HEADERS].val) != PT_OK)
         return PT_ERR;

@@ -269,8 +269,12 @@ format_combined(struct out *o, const struct log_access *a, const struct time_cac
     put_clf_field(o, a->method, a->method_len);
     PUT_LIT(o, " ");
     put_clf_field(o, a->target, a->target_len);
-    PUT_LIT(o, " HTTP/1.");
-    put_u64(o, a->version_minor);
+    if (a->h2) {
+        PUT_LIT(o, " HTTP/2.0");
+    } else {
+        PUT_LIT(o, " HTTP/1.");
+        put_u64(o, a->version_minor);
+    }
     PUT_LIT(o, "\" ");
     put_int(o, a->status);
     PUT_LIT(o, " ");
@@ -304,8 +308,12 @@ format_json(struct out *o, const struct log_access *a, const struct time_cache *
     put_json_str(o, a->method, a->method_len, false);
     PUT_LIT(o, ",\"target\":");
     put_json_str(o, a->target, a->target_len, false);
-    PUT_LIT(o, ",\"protocol\":\"HTTP/1.");
-    put_u64(o, a->version_minor);
+    if (a->h2) {
+        PUT_LIT(o, ",\"protocol\":\"HTTP/2.0");
+    } else {
+        PUT_LIT(o, ",\"protocol\":\"HTTP/1.");
+        put_u64(o, a->version_minor);
+    }
     PUT_LIT(o, "\",\"status\":");
     put_int(o, a->status);
     PUT_LIT(o, ",\"bytes\":");

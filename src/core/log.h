@@ -20,6 +20,7 @@ struct log_access {
     const char *target;
     uint32_t target_len;
     uint8_t version_minor;
+    bool h2; /* HTTP/2: logged as HTTP/2.0 */
     int status;
     uint64_t bytes_sent; /* response bytes written to the client, head included */
     const char *host;

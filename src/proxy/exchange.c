@@ -4,6 +4,8 @@
  * (writev), so a full buffer is the back-pressure: a side is read only while its buffer has
  * room. Each connection has one timer whose meaning follows its state. */
 #include "proxy/exchange.h"
+#include "proxy/client.h"
+#include "proxy/h2.h"
 #include "core/log.h"
 #include "http/chunked.h"
 #include "http/h1_parse.h"
@@ -32,60 +34,6 @@
 #define META_CAP       2048     /* request line, Host, Referer, User-Agent kept for the log */
 #define REQUEST_ID_MAX 128
 #define WAIT_POLL_MS   5 /* requests waiting for max_conns look for a free slot this often */
-
-/* A connection's byte stream: the socket, and the TLS session over it when there is one. The
- * calls below look like read/writev to the rest of this file: -1 with errno EAGAIN when the
- * socket (or TLS, in either direction) must wait, 0 from xio_read at the end of the stream. */
-struct xio {
-    int fd;
-    SSL *ssl;
-};
-
-#define XIO_PLAIN(fd_) ((struct xio){.fd = (fd_), .ssl = NULL})
-
-enum client_state {
-    CS_IDLE = 0,  /* between requests (or new): keep-alive or header timer */
-    CS_HANDSHAKE, /* TLS handshake in progress: handshake timer */
-    CS_HEAD,      /* some bytes of a request head arrived */
-    CS_ACTIVE,    /* an exchange runs */
-    CS_TUNNEL,    /* upgraded: bytes both ways */
-    CS_LINGER,    /* error reply flushed, write side shut; draining input before close */
-    CS_WAIT,      /* its request waits for a max_conns slot (head kept unparsed in rbuf) */
-    CS_CLOSED,
-};
-
-struct client {
-    struct loop_io io;
-    struct worker *w;
-    struct loop_timer timer;
-    struct buf rbuf, wbuf;
-    struct exchange *x;
-    struct client *next, *prev; /* worker's list; next also links the dead list */
-    uint32_t requests;
-    uint32_t scanned; /* head bytes already searched for the end of the head */
-    uint8_t state;
-    bool readable, writable, rd_eof, close_after;
-    bool hup;     /* the peer's FIN (or an error) was signalled */
-    bool in_head; /* run_head is on the stack: it picks up the next pipelined request */
-    bool queued;  /* on the worker's run-again list */
-    struct client *rerun_next;
-    struct client *wait_next, *wait_prev; /* CS_WAIT: the pool's waiting list */
-    struct upool *wait_pool;              /* counted in its queue (waiting or being retried) */
-    uint64_t wait_until_ms;               /* queue timeout, loop clock */
-    bool wait_expired;                    /* the queue timeout passed: 503 unless a slot is free */
-    uint8_t peer_len;
-    sa_family_t family;
-    SSL *ssl;                     /* TLS listener: the session, else NULL */
-    const struct config_tls *tls; /* and its settings */
-    char *subject;                /* verified client certificate subject (mTLS), or NULL */
-    char peer[48];
-};
-
-static inline struct xio
-cio(const struct client *c)
-{
-    return (struct xio){.fd = c->io.fd, .ssl = c->ssl};
-}
 
 static inline struct xio
 uio(const struct upconn *u)
@@ -153,13 +101,10 @@ struct exchange {
     char meta[META_CAP];
 };
 
-static void client_run(struct client *c);
-static void client_close(struct client *c);
 static void tunnel_end(struct client *c);
 static void x_run(struct exchange *x);
 static void x_fail(struct exchange *x, int status);
 static void x_abort(struct exchange *x, int status);
-static void client_queue(struct client *c);
 static void wait_unlink(struct client *c);
 static void run_head(struct client *c);
 static void wait_resume(struct client *c, bool expired);
@@ -340,6 +285,8 @@ tls_result(SSL *ssl, int r)
 static ssize_t
 xio_read(struct xio io, void *p, size_t n)
 {
+    if (io.h2)
+        return h2_stream_read(io.h2, p, n);
     if (!io.ssl)
         return read(io.fd, p, n);
     ERR_clear_error();
@@ -355,6 +302,8 @@ static _Thread_local char tls_scratch[16384];
 static ssize_t
 xio_writev(struct xio io, const struct iovec *iov, int n)
 {
+    if (io.h2)
+        return h2_stream_writev(io.h2, iov, n);
     if (!io.ssl)
         return writev(io.fd, iov, n);
     ssize_t total = 0;
@@ -416,6 +365,10 @@ xio_writev(struct xio io, const struct iovec *iov, int n)
 static void
 xio_shutdown_write(struct xio io)
 {
+    if (io.h2) {
+        h2_stream_shutdown(io.h2);
+        return;
+    }
     if (io.ssl) {
         ERR_clear_error();
         SSL_shutdown(io.ssl);
@@ -425,8 +378,8 @@ xio_shutdown_write(struct xio io)
 
 /* Reads into <b> while it has room. Returns bytes read (0 when none), or -1 on error.
  * Sets *eof on end of stream and clears *readable once the socket is drained. */
-static ssize_t
-read_into(struct xio io, struct buf *b, struct buf_pool *p, bool *readable, bool hup, bool *eof)
+ssize_t
+xio_read_into(struct xio io, struct buf *b, struct buf_pool *p, bool *readable, bool hup, bool *eof)
 {
     buf_ensure(b, p);
     if (b->off && buf_space(b) < 4096)
@@ -593,8 +546,8 @@ pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, st
 }
 
 /* Writes what <b> holds. Returns PT_OK when empty, PT_EAGAIN, or PT_ERR. */
-static int
-flush_buf(struct xio fd, struct buf *b, bool *writable, uint64_t *written)
+int
+xio_flush(struct xio fd, struct buf *b, bool *writable, uint64_t *written)
 {
     while (b->len) {
         if (!*writable)
@@ -676,7 +629,7 @@ queue_error(struct client *c, struct exchange *x, int status, bool close)
 
 /* ------------------------------------------------------------------ client connection */
 
-static void
+void
 client_set_timer(struct client *c, uint32_t ms)
 {
     loop_timer_set(&c->w->loop, &c->timer, ms);
@@ -705,7 +658,7 @@ on_client_io(struct loop_io *io, uint32_t events)
     client_run(c);
 }
 
-static void
+void
 client_close(struct client *c)
 {
     struct worker *w = c->w;
@@ -719,6 +672,16 @@ client_close(struct client *c)
     }
     c->state = CS_CLOSED;
     loop_timer_cancel(&w->loop, &c->timer);
+    if (c->h2s) {
+        /* a stream's view: no socket; the stream decides what the peer is told */
+        buf_release(&c->rbuf, &w->bufs);
+        buf_release(&c->wbuf, &w->bufs);
+        c->subject = NULL; /* the connection's */
+        h2_stream_release(c);
+        return;
+    }
+    if (c->h2c)
+        h2_conn_free(c);
     loop_del(&w->loop, &c->io);
     if (c->ssl) {
         /* close_notify (one non-blocking try); it also keeps the session resumable */
@@ -750,9 +713,13 @@ client_close(struct client *c)
 
 /* Flushes the pending reply, shuts the write side and reads out what the client still sends,
  * so that closing does not reset the connection before the client has read the reply. */
-static void
+void
 client_linger(struct client *c)
 {
+    if (c->h2c) {
+        h2_conn_free(c); /* its GOAWAY is flushed; streams end now */
+        buf_ensure(&c->wbuf, &c->w->bufs); /* run_linger shuts the write side once */
+    }
     c->state = CS_LINGER;
     c->close_after = true;
     client_set_timer(c, LINGER_MS);
@@ -762,13 +729,18 @@ client_linger(struct client *c)
 static void
 run_linger(struct client *c)
 {
-    int rc = flush_buf(cio(c), &c->wbuf, &c->writable, NULL);
+    int rc = xio_flush(cio(c), &c->wbuf, &c->writable, NULL);
     if (rc == PT_ERR) {
         client_close(c);
         return;
     }
     if (rc == PT_EAGAIN)
         return;
+    if (c->h2s) {
+        xio_shutdown_write(cio(c)); /* the reply is complete; the stream needs no lingering */
+        client_close(c);
+        return;
+    }
     if (c->wbuf.base) {
         buf_release(&c->wbuf, &c->w->bufs);
         xio_shutdown_write(cio(c));
@@ -822,6 +794,7 @@ on_client_timer(struct loop_timer *t)
         return;
     case CS_TUNNEL: tunnel_end(c); return;
     case CS_WAIT: wait_resume(c, true); return;
+    case CS_H2: h2_conn_timeout(c); return;
     default: client_close(c);
     }
 }
@@ -838,6 +811,13 @@ run_handshake(struct client *c)
             size_t n = tls_client_subject(c->ssl, sub, sizeof(sub));
             if (n)
                 c->subject = pt_strndup(sub, n);
+        }
+        const unsigned char *alpn = NULL;
+        unsigned alpn_len = 0;
+        SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+        if (alpn_len == 2 && memcmp(alpn, "h2", 2) == 0) {
+            h2_conn_start(c);
+            return;
         }
         c->state = CS_IDLE;
         client_set_timer(c, cfg_of(c)->timeouts.client_header_ms);
@@ -880,6 +860,7 @@ client_register(struct worker *w, struct listener *l, int fd, const struct socka
         c->tls = l->tls_cfg;
         c->state = CS_HANDSHAKE;
     }
+    c->h2_ok = l->addr->h2c || (l->tls_cfg && l->tls_cfg->http2);
     if (loop_add(&w->loop, &c->io, false) != PT_OK) {
         if (c->ssl)
             SSL_free(c->ssl);
@@ -987,7 +968,7 @@ run_head(struct client *c)
         /* A head may outgrow one buffer up to the configured limit (then 431). */
         if (c->rbuf.base && buf_space(&c->rbuf) == 0 && c->rbuf.len <= cfg->limits.max_header_size)
             buf_reserve(&c->rbuf, &c->w->bufs, 4096);
-        ssize_t n = read_into(cio(c), &c->rbuf, &c->w->bufs, &c->readable, c->hup, &eof);
+        ssize_t n = xio_read_into(cio(c), &c->rbuf, &c->w->bufs, &c->readable, c->hup, &eof);
         if (n < 0) {
             client_close(c);
             break;
@@ -999,7 +980,17 @@ run_head(struct client *c)
             if (c->requests > 0)
                 client_set_timer(c, cfg->timeouts.client_header_ms);
         }
-        if (c->rbuf.len && head_ready(c, &cfg->limits)) {
+        bool maybe_h2 = false;
+        if (c->h2_ok && c->requests == 0 && c->rbuf.len) {
+            int p = h2_preface_check(buf_data(&c->rbuf), c->rbuf.len);
+            if (p == PT_OK) {
+                c->in_head = false;
+                h2_conn_start(c); /* prior knowledge: the preface stays in rbuf for nghttp2 */
+                return;
+            }
+            maybe_h2 = p == PT_EAGAIN;
+        }
+        if (c->rbuf.len && !maybe_h2 && head_ready(c, &cfg->limits)) {
             struct h1_request r;
             r.fields = c->w->fields;
             r.fields_cap = WORKER_MAX_FIELDS;
@@ -1042,6 +1033,12 @@ client_next(struct client *c)
 {
     const struct config *cfg = cfg_of(c);
     c->x = NULL;
+    if (c->h2s) {
+        /* one request per stream: the response is complete */
+        xio_shutdown_write(cio(c));
+        client_close(c);
+        return;
+    }
     if (c->close_after || c->w->draining) {
         if (c->rd_eof)
             client_close(c);
@@ -1068,7 +1065,7 @@ client_next(struct client *c)
 
 /* Puts <c> on the worker's list to run again at the end of this loop turn: a busy
  * connection yields after a bounded amount of work so others get their turn. */
-static void
+void
 client_queue(struct client *c)
 {
     struct worker *w = c->w;
@@ -1082,7 +1079,7 @@ client_queue(struct client *c)
 
 static void run_tunnel(struct client *c);
 
-static void
+void
 client_run(struct client *c)
 {
     switch (c->state) {
@@ -1092,6 +1089,7 @@ client_run(struct client *c)
     case CS_TUNNEL: run_tunnel(c); break;
     case CS_LINGER: run_linger(c); break;
     case CS_HANDSHAKE: run_handshake(c); break;
+    case CS_H2: h2_conn_run(c); break;
     }
 }
 
@@ -1201,6 +1199,7 @@ x_log(struct exchange *x)
         .target = m + x->m_method,
         .target_len = x->m_target,
         .version_minor = x->version_minor,
+        .h2 = c->h2s != NULL,
         .status = x->status,
         .bytes_sent = x->bytes_out,
         .host = m + x->m_method + x->m_target,
@@ -1509,7 +1508,7 @@ write_request_head(struct exchange *x, const struct h1_request *r)
         APPEND_LIT(b, w, "\r\n");
     }
     if (cfg->x_forwarded_proto)
-        append_str(b, w, c->ssl ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
+        append_str(b, w, c->tls ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n");
     if (cfg->x_forwarded_host && r->host_len)
         append_field(b, w, "X-Forwarded-Host", 16, r->host, r->host_len);
     if (cfg->forwarded) {
@@ -1535,13 +1534,15 @@ write_request_head(struct exchange *x, const struct h1_request *r)
                 append(b, w, r->host, r->host_len);
             }
         }
-        append_str(b, w, c->ssl ? ";proto=https\r\n" : ";proto=http\r\n");
+        append_str(b, w, c->tls ? ";proto=https\r\n" : ";proto=http\r\n");
     }
     if (cfg->via) {
         APPEND_LIT(b, w, "Via: ");
         if (via)
             append_prior(b, w, r, "via", 3);
-        if (x->version_minor == 0)
+        if (c->h2s)
+            APPEND_LIT(b, w, "2 portico\r\n");
+        else if (x->version_minor == 0)
             APPEND_LIT(b, w, "1.0 portico\r\n");
         else
             APPEND_LIT(b, w, "1.1 portico\r\n");
@@ -1833,7 +1834,7 @@ start_exchange(struct client *c, struct h1_request *r)
         .method_len = r->method_len,
         .fields = r->fields,
         .nfields = r->nfields,
-        .tls = c->ssl != NULL,
+        .tls = c->tls != NULL,
     };
     if (r->host) {
         uint32_t hl = r->host_len;
@@ -2365,7 +2366,9 @@ on_response_head(struct exchange *x)
             x_fail(x, 502);
             return PT_ERR;
         }
-        if (in == H1_BODY_CHUNKED || in == H1_BODY_CLOSE) {
+        if (c->h2s) {
+            close = false; /* HTTP/2 frames the body itself and keeps the connection */
+        } else if (in == H1_BODY_CHUNKED || in == H1_BODY_CLOSE) {
             if (x->version_minor == 1)
                 chunk_out = true;
             else
@@ -2478,7 +2481,7 @@ x_run(struct exchange *x)
         if (u && !x->req.done && u->state == UC_ACTIVE) {
             if (c->readable && buf_space(&c->rbuf) && !c->rd_eof) {
                 bool eof = false;
-                ssize_t n = read_into(cio(c), &c->rbuf, &w->bufs, &c->readable, c->hup, &eof);
+                ssize_t n = xio_read_into(cio(c), &c->rbuf, &w->bufs, &c->readable, c->hup, &eof);
                 if (n < 0) {
                     x_fail(x, 400);
                     return;
@@ -2517,7 +2520,7 @@ x_run(struct exchange *x)
             }
         } else if (u && u->state == UC_ACTIVE && u->wbuf.len) {
             uint64_t wr = 0;
-            int rc = flush_buf(uio(u), &u->wbuf, &u->writable, &wr);
+            int rc = xio_flush(uio(u), &u->wbuf, &u->writable, &wr);
             if (rc == PT_ERR) {
                 x_up_fail(x, RETRY_ON_RESET, 502);
                 return;
@@ -2532,7 +2535,7 @@ x_run(struct exchange *x)
         if (u && u->state == UC_ACTIVE && !x->resp.done) {
             bool eof = false;
             if (u->readable && buf_space(&u->rbuf) + (u->rbuf.base ? 0 : 1) && !u->eof) {
-                ssize_t n = read_into(uio(u), &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
+                ssize_t n = xio_read_into(uio(u), &u->rbuf, &w->bufs, &u->readable, u->hup, &eof);
                 if (n < 0) {
                     log_warn("upstream %s: read: %s", x->srv->addr_text, strerror(errno));
                     x_up_fail(x, RETRY_ON_RESET, 502);
@@ -2599,7 +2602,7 @@ x_run(struct exchange *x)
     client_side:
         /* local replies (and the 100 Continue) go out through the client buffer */
         if (!u && x->resp_started) {
-            int rc = flush_buf(cio(c), &c->wbuf, &c->writable, &x->bytes_out);
+            int rc = xio_flush(cio(c), &c->wbuf, &c->writable, &x->bytes_out);
             if (rc == PT_ERR) {
                 c->close_after = true;
                 x_finish(x);
@@ -2611,7 +2614,7 @@ x_run(struct exchange *x)
                 return;
             }
         } else if (u && !x->resp_started && c->wbuf.len) {
-            if (flush_buf(cio(c), &c->wbuf, &c->writable, &x->bytes_out) == PT_ERR) {
+            if (xio_flush(cio(c), &c->wbuf, &c->writable, &x->bytes_out) == PT_ERR) {
                 c->close_after = true;
                 x_fail(x, 400);
                 return;
@@ -2710,7 +2713,7 @@ tunnel_dir(struct worker *w, struct pipe *p, struct xio src_fd, struct buf *src,
     if (p->done)
         return PT_OK;
     if (*readable && !*eof) {
-        ssize_t n = read_into(src_fd, src, &w->bufs, readable, hup, eof);
+        ssize_t n = xio_read_into(src_fd, src, &w->bufs, readable, hup, eof);
         if (n < 0)
             return PT_ERR;
         *progress |= n > 0;
@@ -2755,6 +2758,35 @@ run_tunnel(struct client *c)
     client_set_timer(c, w->cfg->timeouts.tunnel_idle_ms);
 }
 
+void
+client_abort(struct client *c)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    if (c->x && c->state == CS_TUNNEL)
+        tunnel_end(c);
+    else if (c->x)
+        x_abort(c->x, 499); /* the client gave up on the request: nginx's 499 */
+    else
+        client_close(c);
+}
+
+void
+client_init_stream(struct client *vc, const struct client *conn, struct h2_stream *s)
+{
+    vc->io.fd = -1;
+    vc->w = conn->w;
+    vc->timer.cb = on_client_timer;
+    vc->family = conn->family;
+    vc->peer_len = conn->peer_len;
+    memcpy(vc->peer, conn->peer, sizeof(vc->peer));
+    vc->tls = conn->tls;
+    vc->subject = conn->subject; /* borrowed: the connection outlives its streams */
+    vc->h2s = s;
+    vc->state = CS_IDLE;
+    vc->writable = true;
+}
+
 /* ------------------------------------------------------------------ worker-wide */
 
 void
@@ -2765,6 +2797,8 @@ exchange_drain(struct worker *w)
         struct client *next = c->next;
         if ((c->state == CS_IDLE && c->rbuf.len == 0) || c->state == CS_HANDSHAKE)
             client_close(c);
+        else if (c->state == CS_H2)
+            h2_conn_drain(c);
         else
             c->close_after = true;
         c = next;
@@ -2799,11 +2833,22 @@ exchange_reap(struct worker *w)
             client_run(c);
     }
     w->loop.busy = w->rerun != NULL;
-    while (w->dead_clients) {
-        struct client *c = w->dead_clients;
-        w->dead_clients = c->next;
-        free(c);
+    struct client *dead = w->dead_clients, *keep = NULL;
+    w->dead_clients = NULL;
+    while (dead) {
+        struct client *c = dead;
+        dead = c->next;
+        if (c->queued) {
+            /* still on the run list (skipped there as closed): freed on the next turn */
+            c->next = keep;
+            keep = c;
+        } else {
+            free(c);
+        }
     }
+    w->dead_clients = keep;
+    if (keep)
+        w->loop.busy = true;
     while (w->dead_upconns) {
         struct upconn *u = w->dead_upconns;
         w->dead_upconns = u->next;

@@ -6,9 +6,9 @@ Clients are real TLS stacks: Python's ssl, `openssl s_client` and curl. The cert
 from tls_util.make_pki (a root, an intermediate that issues the server certificates, a client
 CA), made once per session with the openssl CLI.
 
-HTTP/2 is not served yet: ALPN offers http/1.1 only. Tests that depend on that are marked
-"FLIP WHEN H2 LANDS".
+ALPN offers h2 then http/1.1; HTTP/2 itself is tested in test_h2.py.
 """
+import json
 import os
 import re
 import shutil
@@ -199,8 +199,14 @@ def test_curl_over_tls(tls_portico, origin, pki):
     assert out.returncode == 0, out.stderr
     text = out.stdout.decode()
     body, tail = text.rsplit("\n", 1)
-    assert tail == "200 1.1"
+    assert tail == "200 2"  # curl takes h2 when ALPN offers it
     assert '"target": "/via-curl?q=1"' in body
+    out = tls_util.curl(p.tls_port, "/via-curl?q=2", cacert=pki.root,
+                        args=["--http1.1", "-w", "\n%{http_code} %{http_version}"])
+    assert out.returncode == 0, out.stderr
+    body, tail = out.stdout.decode().rsplit("\n", 1)
+    assert tail == "200 1.1"
+    assert '"target": "/via-curl?q=2"' in body
 
 
 def test_many_parallel_tls_clients(tls_portico, origin, pki):
@@ -344,13 +350,17 @@ def test_single_certificate_short_form_and_relative_paths(portico, origin, pki, 
 # ---------------------------------------------------------------------------------------------
 # ALPN
 
-def test_alpn_selects_http11_when_client_offers_h2_and_http11(tls_portico, pki):
-    # FLIP WHEN H2 LANDS: with HTTP/2 served, the same offer must select "h2".
+def test_alpn_selects_h2_when_client_offers_h2_and_http11(tls_portico, pki):
     p = tls_portico()
-    ctx = client_context(pki, alpn=["h2", "http/1.1"])
-    r = tls_request(p.tls_port, ctx, "GET", "/alpn")
-    assert r.alpn == "http/1.1"
-    assert echo(r)["target"] == "/alpn"
+    hs = tls_util.handshake(p.tls_port, client_context(pki, alpn=["h2", "http/1.1"]))
+    assert hs["alpn"] == "h2"
+    # and the connection then speaks HTTP/2 for real
+    c = tls_util.curl(p.tls_port, "/alpn", cacert=pki.root,
+                      args=["--http2", "-w", "\n%{http_code} %{http_version}"])
+    assert c.returncode == 0, c.stderr
+    body, _, tail = c.stdout.rpartition(b"\n")
+    assert tail == b"200 2"
+    assert json.loads(body)["target"] == "/alpn"
 
 
 def test_alpn_http11_only_and_no_alpn(tls_portico, pki):
@@ -362,15 +372,14 @@ def test_alpn_http11_only_and_no_alpn(tls_portico, pki):
 
 
 def test_alpn_with_s_client_and_curl_http2(tls_portico, pki):
-    # FLIP WHEN H2 LANDS: s_client then shows "ALPN protocol: h2" and curl "2".
     p = tls_portico()
     out = s_client(p.tls_port, "-alpn", "h2,http/1.1", "-CAfile", pki.root)
     assert out.handshake_ok, out
-    assert out.alpn == "http/1.1", out
+    assert out.alpn == "h2", out
     c = tls_util.curl(p.tls_port, "/h", cacert=pki.root,
                       args=["--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"])
     assert c.returncode == 0, c.stderr
-    assert c.stdout == b"200 1.1"
+    assert c.stdout == b"200 2"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1174,9 +1183,9 @@ def test_quick_mode_listen_tls(quick, origin, pki, ctx):
     d = echo(r)
     assert peer_name(pki, r.peer_der) == "rsa"
     assert hget(d["headers"], "x-forwarded-proto") == ["https"]
-    # FLIP WHEN H2 LANDS: quick mode offers h2 by default.
-    r = tls_request(tls_port, client_context(pki, alpn=["h2", "http/1.1"]), "GET", "/alpn")
-    assert r.alpn == "http/1.1" and r.status == 200
+    # quick mode offers h2 by default
+    hs = tls_util.handshake(tls_port, client_context(pki, alpn=["h2", "http/1.1"]))
+    assert hs["alpn"] == "h2"
     # the plain --listen is there too, and says http
     d = echo(helpers.request(plain_port, "GET", "/plain"))
     assert hget(d["headers"], "x-forwarded-proto") == ["http"]

@@ -97,6 +97,11 @@ check_defaults(const struct config *c)
     CHECK_EQ_INT(c->limits.max_header_size, 16384);
     CHECK_EQ_INT(c->limits.max_headers, 100);
     CHECK(c->limits.max_body_size == (uint64_t)1 << 30);
+    CHECK_EQ_INT(c->http2.max_concurrent_streams, 128);
+    CHECK_EQ_INT(c->http2.window, 65535);
+    CHECK_EQ_INT(c->http2.max_resets, 200);
+    for (uint32_t i = 0; i < c->nlistens; i++)
+        CHECK(!c->listens[i].h2c);
     CHECK(c->x_forwarded_for && c->x_forwarded_proto && c->x_forwarded_host && c->forwarded &&
           c->via && c->request_id);
     CHECK_EQ_INT(c->nhide_headers, 2);
@@ -612,6 +617,128 @@ test_parse_addr_api(void)
     CHECK(strncmp(err, "cannot resolve \"nope.invalid\": ", 31) == 0);
     CHECK(config_parse_addr("", &a, err, sizeof(err)) == PT_ERR);
     CHECK(strcmp(err, "empty address") == 0);
+}
+
+/* ---- HTTP/2: h2c on listen entries, the http2 section ---- */
+
+static void
+test_h2c(void)
+{
+    struct config *c;
+
+    /* Plain strings and mappings mixed; h2c only where it is true. */
+    c = load("listen:\n"
+             "  - 127.0.0.1:8080\n"
+             "  - {address: 127.0.0.1:8081, h2c: true}\n"
+             "  - {address: 127.0.0.1:8082, h2c: false}\n"
+             "  - address: \"[::1]:8083\"\n"
+             "    h2c: on\n"
+             "  - {address: 127.0.0.1:8084}\n");
+    CHECK(c && c->nlistens == 5);
+    if (c && c->nlistens == 5) {
+        CHECK(!c->listens[0].h2c && c->listens[1].h2c && !c->listens[2].h2c);
+        CHECK(c->listens[3].h2c && is_ipv6(&c->listens[3], "::1") && !c->listens[4].h2c);
+        CHECK(port_of(&c->listens[1]) == 8081 && c->listen_tls == NULL);
+    }
+    config_free(c);
+    c = load("listen: {address: \"*:8080\", h2c: yes}\n");
+    CHECK(c && c->nlistens == 1 && c->listens[0].h2c && c->listen_tls == NULL);
+    config_free(c);
+
+    CHECK(fails_with("listen:\n  - {address: 127.0.0.1:8080, h2c: maybe}\n",
+                     "t.yaml:2:36: listen[0].h2c: expected true or false, got \"maybe\""));
+    CHECK(fails_with("listen: {address: 127.0.0.1:8080, h2c: [true]}\n",
+                     "t.yaml:1:40: listen.h2c: expected a string, got a list"));
+    CHECK(fails_with("listen:\n  - address: 127.0.0.1:8080\n    h2c:\n",
+                     "t.yaml:3:9: listen[0].h2c: expected a string, got nothing"));
+    CHECK(fails_with("listen:\n  - {address: 127.0.0.1:8080, h2: true}\n",
+                     "t.yaml:2:31: unknown key \"h2\" in listen[0], did you mean \"h2c\"?"));
+    CHECK(fails_with("listen:\n  - {h2c: true}\n",
+                     "t.yaml:2:5: listen[0]: missing required key \"address\""));
+    /* The address is checked first: its error wins over a bad h2c. */
+    CHECK(fails_with("listen:\n  - {address: 127.0.0.1, h2c: maybe}\n",
+                     "t.yaml:2:15: missing port in \"127.0.0.1\""));
+}
+
+static void
+test_http2(void)
+{
+    struct config *c;
+
+    c = load("listen: :80\n"
+             "http2:\n"
+             "  max_concurrent_streams: 1000\n"
+             "  window: 1MiB\n"
+             "  max_resets: 50\n");
+    CHECK(c != NULL);
+    if (c) {
+        CHECK_EQ_INT(c->http2.max_concurrent_streams, 1000);
+        CHECK_EQ_INT(c->http2.window, 1 << 20);
+        CHECK_EQ_INT(c->http2.max_resets, 50);
+    }
+    config_free(c);
+
+    /* Keys left out keep their defaults; the bounds themselves are allowed. */
+    c = load("listen: :80\nhttp2: {window: 65536}\n");
+    CHECK(c && c->http2.window == 65536 && c->http2.max_concurrent_streams == 128 &&
+          c->http2.max_resets == 200);
+    config_free(c);
+    c = load("listen: :80\nhttp2: {max_concurrent_streams: 1, window: 65535, max_resets: 1}\n");
+    CHECK(c && c->http2.max_concurrent_streams == 1 && c->http2.window == 65535 &&
+          c->http2.max_resets == 1);
+    config_free(c);
+    c = load("listen: :80\nhttp2: {max_concurrent_streams: 10000, window: 16MiB, "
+             "max_resets: 100000}\n");
+    CHECK(c && c->http2.max_concurrent_streams == 10000 && c->http2.window == 16u << 20 &&
+          c->http2.max_resets == 100000);
+    config_free(c);
+    c = load("listen: :80\nhttp2: {window: 256KiB}\n");
+    CHECK(c && c->http2.window == 256u << 10);
+    config_free(c);
+    c = load("listen: :80\nhttp2: {window: 1mb}\n");
+    CHECK(c && c->http2.window == 1u << 20);
+    config_free(c);
+
+    CHECK(fails_with("listen: :80\nhttp2:\n  max_concurrent_streams: 0\n",
+                     "t.yaml:3:27: http2.max_concurrent_streams: 0 is out of range (1..10000)"));
+    CHECK(fails_with("listen: :80\nhttp2:\n  max_concurrent_streams: 10001\n",
+                     "t.yaml:3:27: http2.max_concurrent_streams: 10001 is out of range "
+                     "(1..10000)"));
+    CHECK(fails_with("listen: :80\nhttp2:\n  max_concurrent_streams: lots\n",
+                     "t.yaml:3:27: http2.max_concurrent_streams: expected an integer, got "
+                     "\"lots\""));
+    CHECK(fails_with("listen: :80\nhttp2:\n  window: 65534\n",
+                     "t.yaml:3:11: http2.window: 65534 is out of range (65535..16777216 bytes)"));
+    CHECK(fails_with("listen: :80\nhttp2:\n  window: 32KiB\n",
+                     "t.yaml:3:11: http2.window: 32KiB is out of range (65535..16777216 bytes)"));
+    CHECK(fails_with("listen: :80\nhttp2:\n  window: 16777217\n",
+                     "t.yaml:3:11: http2.window: 16777217 is out of range (65535..16777216 "
+                     "bytes)"));
+    CHECK(fails_with("listen: :80\nhttp2:\n  window: 1GiB\n",
+                     "t.yaml:3:11: http2.window: 1GiB is out of range (65535..16777216 bytes)"));
+    CHECK(fails_with("listen: :80\nhttp2:\n  window: 1.5MiB\n",
+                     "t.yaml:3:11: http2.window: bad size \"1.5MiB\""));
+    /* The units of every other size key: "1m" is not one of them (m is minutes in durations). */
+    CHECK(fails_with("listen: :80\nhttp2:\n  window: 1m\n",
+                     "t.yaml:3:11: http2.window: bad size \"1m\" (expected bytes, or a number "
+                     "with B, KB, KiB, MB, MiB, GB or GiB)"));
+    CHECK(fails_with("listen: :80\nhttp2:\n  max_resets: 0\n",
+                     "t.yaml:3:15: http2.max_resets: 0 is out of range (1..100000)"));
+    CHECK(fails_with("listen: :80\nhttp2:\n  max_resets: 100001\n",
+                     "t.yaml:3:15: http2.max_resets: 100001 is out of range (1..100000)"));
+    CHECK(fails_with("listen: :80\nhttp2:\n  max_concurent_streams: 10\n",
+                     "t.yaml:3:3: unknown key \"max_concurent_streams\" in http2, did you mean "
+                     "\"max_concurrent_streams\"?"));
+    CHECK(fails_with("listen: :80\nhttp2: {windw: 1MiB}\n",
+                     "t.yaml:2:9: unknown key \"windw\" in http2, did you mean \"window\"?"));
+    CHECK(fails_with("listen: :80\nhttp2: {h2c: true}\n",
+                     "t.yaml:2:9: unknown key \"h2c\" in http2"));
+    CHECK(fails_with("listen: :80\nhtpp2: {window: 1MiB}\n",
+                     "t.yaml:2:1: unknown key \"htpp2\", did you mean \"http2\"?"));
+    CHECK(
+        fails_with("listen: :80\nhttp2:\n", "t.yaml:2:7: http2: expected a mapping, got nothing"));
+    CHECK(fails_with("listen: :80\nhttp2: on\n", "t.yaml:2:8: http2: expected a mapping, got a "
+                                                 "string"));
 }
 
 /* ---- keys: unknown, duplicate, wrong type ---- */
@@ -2294,6 +2421,43 @@ test_tls_errors(void)
                      "t.yaml:6:13: listen[0].tls.hsts: expected true or a"));
 }
 
+/* h2c is for plain listeners: with tls on the same entry it is an error, pointing at h2c. */
+static void
+test_h2c_tls(void)
+{
+    struct config *c;
+
+    CHECK(fails_with(at_dir("listen:\n  - address: 127.0.0.1:8443\n"
+                            "    tls: {cert: @/rsa.pem, key: @/rsa.key}\n    h2c: true\n"),
+                     "t.yaml:4:10: listen[0].h2c: is for plain listeners; a TLS listener offers "
+                     "HTTP/2 through ALPN (tls.http2)"));
+    CHECK(fails_with(at_dir("listen: {address: 127.0.0.1:8443, h2c: on, tls: {cert: @/rsa.pem, "
+                            "key: @/rsa.key}}\n"),
+                     "t.yaml:1:40: listen.h2c: is for plain listeners; a TLS listener offers "
+                     "HTTP/2 through ALPN (tls.http2)"));
+    /* Found before the TLS settings are read (the files here do not exist). */
+    CHECK(fails_with("listen:\n  - 127.0.0.1:8080\n  - address: 127.0.0.1:8443\n    h2c: true\n"
+                     "    tls: {cert: nope.pem, key: nope.key}\n",
+                     "t.yaml:4:10: listen[1].h2c: is for plain listeners"));
+    /* A bad h2c value on a TLS entry is a type error first. */
+    CHECK(fails_with(at_dir("listen:\n  - address: 127.0.0.1:8443\n"
+                            "    tls: {cert: @/rsa.pem, key: @/rsa.key}\n    h2c: sure\n"),
+                     "t.yaml:4:10: listen[0].h2c: expected true or false, got \"sure\""));
+
+    /* h2c: false with tls is fine; h2c and TLS listeners side by side too. */
+    c = load(at_dir("listen:\n"
+                    "  - {address: 127.0.0.1:8080, h2c: true}\n"
+                    "  - address: 127.0.0.1:8443\n"
+                    "    h2c: false\n"
+                    "    tls: {cert: @/rsa.pem, key: @/rsa.key}\n"));
+    CHECK(c && c->nlistens == 2 && c->listen_tls);
+    if (c && c->nlistens == 2 && c->listen_tls) {
+        CHECK(c->listens[0].h2c && c->listen_tls[0] == NULL);
+        CHECK(!c->listens[1].h2c && c->listen_tls[1] && c->listen_tls[1]->http2);
+    }
+    config_free(c);
+}
+
 /* Relative paths are relative to the configuration file's directory. */
 static void
 test_tls_relative_paths(void)
@@ -2501,6 +2665,7 @@ test_tls(void)
     CHECK(tls_files_make());
     test_tls_listen();
     test_tls_errors();
+    test_h2c_tls();
     test_tls_relative_paths();
     test_cli_tls();
     tls_files_remove();
@@ -2517,6 +2682,8 @@ main(void)
     RUN(test_sizes);
     RUN(test_listen_forms);
     RUN(test_listen_errors);
+    RUN(test_h2c);
+    RUN(test_http2);
     RUN(test_server_addresses);
     RUN(test_parse_addr_api);
     RUN(test_unknown_keys_and_hints);

@@ -1,0 +1,927 @@
+/* HTTP/2 downstream through nghttp2. The session validates frames and fields (RFC 9113 8.2:
+ * lowercase names, no CR/LF/NUL, no connection-specific fields, "te: trailers" only, pseudo-
+ * header rules, content-length against DATA); this file maps each stream onto an exchange:
+ *
+ *   request:  the stream's fields become an HTTP/1.1 head ("METHOD path HTTP/1.1", Host from
+ *             :authority, cookies joined, chunked framing when no content-length), which the
+ *             strict HTTP/1.1 parser checks again, then DATA payloads become the body;
+ *   response: the HTTP/1.1 head the exchange writes becomes HEADERS (names lowercased,
+ *             connection-specific fields dropped), the body bytes become DATA.
+ *
+ * Memory is bounded per stream: request bytes wait in the stream up to its receive window
+ * (WINDOW_UPDATE only for bytes the exchange took), response bytes up to H2_SINK_MAX (beyond
+ * that the exchange stops reading its upstream), and frames for the socket up to H2_WBUF_HIGH
+ * (beyond that nghttp2 waits and the socket is not read). Streams start at the end of the loop
+ * turn that completed their head, so a stream reset in the same read costs nothing upstream. */
+#include "proxy/h2.h"
+#include "core/log.h"
+#include "http/h1_parse.h"
+#include "http/http.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define H2_WBUF_HIGH         (64u * 1024u) /* frames queued for the socket before nghttp2 waits */
+#define H2_SINK_MAX          (64u * 1024u) /* response bytes a stream holds for flow control */
+#define H2_MAX_CONTINUATIONS 32            /* CONTINUATION frames in one header block */
+#define H2_RUN_GUARD         16            /* read/process/write rounds per turn */
+
+struct h2_stream {
+    struct client vc; /* first: freed as a client (worker's dead list) */
+    struct h2_conn *conn;
+    struct h2_stream *next, *prev;
+    int32_t id;
+    /* request bytes for the exchange: the HTTP/1.1 head, then the body */
+    char *in;
+    uint32_t in_off, in_len, in_cap;
+    uint32_t unconsumed; /* DATA bytes received, not yet returned to the peer's window */
+    bool in_chunked;     /* body re-framed as chunked (no content-length) */
+    bool in_end;         /* END_STREAM seen */
+    /* response */
+    struct buf sink; /* HTTP/1.1 response bytes: interim and final heads, then body */
+    bool head_done;  /* the final HEADERS are submitted */
+    bool out_end;    /* the exchange ended the response */
+    bool deferred;   /* the data source waits for bytes (nghttp2_session_resume_data) */
+    bool sink_full;  /* a write was cut short: wake the view when room frees */
+    bool vc_closed;  /* the exchange side let go (client_close on the view) */
+    bool ng_closed;  /* nghttp2 closed the stream */
+    bool local;      /* answered by this file (431, 400): no exchange */
+};
+
+struct h2_conn {
+    nghttp2_session *s;
+    struct client *c;
+    struct h2_stream *streams;
+    uint32_t nstreams;
+    uint32_t nlive;     /* streams whose exchange side is still open */
+    uint64_t nreq;      /* streams begun */
+    uint64_t hs_due_ms; /* the header block in progress must be complete by then */
+    /* the header block being received (blocks never interleave on a connection) */
+    struct h2_stream *hs; /* its stream; NULL for trailers */
+    struct buf hb;        /* pseudo-header values, then "name: value\r\n" lines */
+    struct buf ck;        /* cookie values joined by "; " (RFC 9113 8.2.3) */
+    struct buf hv;        /* a host field's value */
+    uint32_t m_off, m_len, p_off, p_len, a_off, a_len;
+    uint32_t reg_off;
+    uint32_t hsize;
+    uint32_t ncont;
+    bool have_m, have_p, have_a, have_host, have_cl, reg_started, too_big, bad_host;
+    /* flood allowance: costly frames spend it, time refills it (units of 1/10000 frame) */
+    int64_t allowance;
+    uint64_t allowance_ms;
+    bool rd_eof, fatal, draining, dead;
+    char why[64]; /* what ended the connection, for the log */
+};
+
+static _Thread_local struct http_field resp_fields[WORKER_MAX_FIELDS];
+static _Thread_local nghttp2_nv resp_nv[WORKER_MAX_FIELDS + 1];
+static _Thread_local char resp_names[2 * BUF_SIZE];
+
+static inline struct worker *
+conn_w(const struct h2_conn *h)
+{
+    return h->c->w;
+}
+
+static void
+conn_wake(struct h2_conn *h)
+{
+    if (!h->dead)
+        client_queue(h->c);
+}
+
+static void
+stream_wake(struct h2_stream *st)
+{
+    if (!st->vc_closed && !st->local)
+        client_queue(&st->vc);
+}
+
+int
+h2_preface_check(const char *p, size_t n)
+{
+    size_t k = n < H2_PREFACE_LEN ? n : H2_PREFACE_LEN;
+    if (memcmp(p, H2_PREFACE, k) != 0)
+        return PT_ERR;
+    return n >= H2_PREFACE_LEN ? PT_OK : PT_EAGAIN;
+}
+
+/* ------------------------------------------------------------------ request bytes */
+
+static void
+in_append(struct h2_stream *st, const void *d, size_t n)
+{
+    if (st->in_off && st->in_off + st->in_len + n > st->in_cap) {
+        memmove(st->in, st->in + st->in_off, st->in_len);
+        st->in_off = 0;
+    }
+    if (st->in_len + n > st->in_cap) {
+        size_t cap = st->in_cap ? st->in_cap : 1024;
+        while (cap < st->in_len + n)
+            cap *= 2;
+        st->in = pt_realloc(st->in, cap);
+        st->in_cap = (uint32_t)cap;
+    }
+    memcpy(st->in + st->in_off + st->in_len, d, n);
+    st->in_len += (uint32_t)n;
+}
+
+#define IN_LIT(st, s) in_append((st), (s), sizeof(s) - 1)
+
+ssize_t
+h2_stream_read(struct h2_stream *st, void *p, size_t n)
+{
+    if (st->in_len == 0) {
+        if (st->in_end)
+            return 0;
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t k = PT_MIN(n, (size_t)st->in_len);
+    memcpy(p, st->in + st->in_off, k);
+    st->in_off += (uint32_t)k;
+    st->in_len -= (uint32_t)k;
+    if (st->in_len == 0)
+        st->in_off = 0;
+    /* The buffer now holds at most in_len body bytes: the rest of what arrived was taken, so
+     * the peer may send that much more. */
+    if (st->unconsumed > st->in_len && !st->ng_closed && !st->conn->dead) {
+        uint32_t give = st->unconsumed - st->in_len;
+        st->unconsumed -= give;
+        nghttp2_session_consume_stream(st->conn->s, st->id, give);
+        conn_wake(st->conn);
+    }
+    return (ssize_t)k;
+}
+
+static void
+stream_end_input(struct h2_stream *st)
+{
+    if (st->in_end)
+        return;
+    if (st->in_chunked)
+        IN_LIT(st, "0\r\n\r\n");
+    st->in_end = true;
+    st->vc.readable = true;
+    stream_wake(st);
+}
+
+/* ------------------------------------------------------------------ response bytes */
+
+static ssize_t
+data_read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+             nghttp2_data_source *src, void *ud)
+{
+    struct h2_stream *st = src->ptr;
+    size_t n = PT_MIN(length, (size_t)st->sink.len);
+    if (n == 0 && !st->out_end) {
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == st->sink.len && st->out_end)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* DATA frames go from the stream's sink straight into the connection's output buffer. */
+static int
+send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+             nghttp2_data_source *src, void *ud)
+{
+    struct h2_conn *h = ud;
+    struct client *c = h->c;
+    struct worker *w = conn_w(h);
+    struct h2_stream *st = src->ptr;
+    if (c->wbuf.len >= H2_WBUF_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    buf_append(&c->wbuf, &w->bufs, framehd, 9);
+    if (length) {
+        buf_append(&c->wbuf, &w->bufs, buf_data(&st->sink), (uint32_t)length);
+        buf_consume(&st->sink, (uint32_t)length);
+    }
+    if (st->sink.len == 0)
+        buf_release(&st->sink, &w->bufs);
+    if (st->sink_full && st->sink.len < H2_SINK_MAX) {
+        st->sink_full = false;
+        st->vc.writable = true;
+        stream_wake(st);
+    }
+    return 0;
+}
+
+static bool
+conn_specific(const char *n, uint32_t len)
+{
+    switch (len) {
+    case 2: return http_name_eq(n, 2, "te");
+    case 7: return http_name_eq(n, 7, "upgrade") || http_name_eq(n, 7, "trailer");
+    case 10: return http_name_eq(n, 10, "connection") || http_name_eq(n, 10, "keep-alive");
+    case 16: return http_name_eq(n, 16, "proxy-connection");
+    case 17: return http_name_eq(n, 17, "transfer-encoding");
+    }
+    return false;
+}
+
+/* Submits the HTTP/1.1 response heads waiting in the sink as HEADERS. PT_OK once the final
+ * head is out, PT_EAGAIN while it is incomplete, PT_ERR when it cannot be translated. */
+static int
+sink_heads(struct h2_stream *st)
+{
+    struct h2_conn *h = st->conn;
+    while (!st->head_done && st->sink.len) {
+        struct h1_response r;
+        r.fields = resp_fields;
+        r.fields_cap = WORKER_MAX_FIELDS;
+        struct h1_limits lim = {.max_request_line = BUF_SIZE,
+                                .max_head = 2 * BUF_SIZE,
+                                .max_fields = WORKER_MAX_FIELDS};
+        int rc = h1_parse_response(&r, buf_data(&st->sink), st->sink.len, &lim, HTTP_M_GET);
+        if (rc == PT_EAGAIN)
+            return st->sink.len >= 2 * BUF_SIZE ? PT_ERR : PT_EAGAIN;
+        if (rc != PT_OK)
+            return PT_ERR;
+        char status[4];
+        snprintf(status, sizeof(status), "%03u", (unsigned)r.status % 1000u);
+        uint32_t n = 0, used = 0;
+        resp_nv[n++] =
+            (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+        for (uint32_t i = 0; i < r.nfields; i++) {
+            const struct http_field *f = &r.fields[i];
+            if (conn_specific(f->name, f->name_len))
+                continue;
+            if (used + f->name_len > sizeof(resp_names))
+                return PT_ERR;
+            char *lc = resp_names + used;
+            for (uint32_t k = 0; k < f->name_len; k++) {
+                char ch = f->name[k];
+                lc[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+            }
+            used += f->name_len;
+            resp_nv[n++] = (nghttp2_nv){(uint8_t *)lc, (uint8_t *)f->value, f->name_len,
+                                        f->value_len, NGHTTP2_NV_FLAG_NONE};
+        }
+        int rv;
+        if (r.status < 200) {
+            rv = nghttp2_submit_headers(h->s, NGHTTP2_FLAG_NONE, st->id, NULL, resp_nv, n, NULL);
+        } else {
+            nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read_cb};
+            rv = nghttp2_submit_response(h->s, st->id, resp_nv, n, &prd);
+            st->head_done = true;
+        }
+        if (rv != 0)
+            return PT_ERR;
+        buf_consume(&st->sink, r.head_len);
+    }
+    return st->head_done ? PT_OK : PT_EAGAIN;
+}
+
+ssize_t
+h2_stream_writev(struct h2_stream *st, const struct iovec *iov, int n)
+{
+    struct h2_conn *h = st->conn;
+    if (st->ng_closed || h->dead) {
+        errno = EPIPE;
+        return -1;
+    }
+    uint32_t room = st->sink.len < H2_SINK_MAX ? H2_SINK_MAX - st->sink.len : 0;
+    size_t total = 0, copied = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (room == 0 && total) {
+        st->sink_full = true;
+        errno = EAGAIN;
+        return -1;
+    }
+    for (int i = 0; i < n && copied < room; i++) {
+        size_t k = PT_MIN(iov[i].iov_len, (size_t)room - copied);
+        buf_append(&st->sink, &conn_w(h)->bufs, iov[i].iov_base, (uint32_t)k);
+        copied += k;
+    }
+    if (copied < total)
+        st->sink_full = true;
+    if (!st->head_done && sink_heads(st) == PT_ERR) {
+        log_warn("client %s: HTTP/2 stream %d: response head cannot be sent", h->c->peer, st->id);
+        errno = EPROTO;
+        return -1;
+    }
+    if (st->head_done && st->deferred && st->sink.len) {
+        st->deferred = false;
+        nghttp2_session_resume_data(h->s, st->id);
+    }
+    conn_wake(h);
+    return (ssize_t)copied;
+}
+
+void
+h2_stream_shutdown(struct h2_stream *st)
+{
+    st->out_end = true;
+    if (st->ng_closed || st->conn->dead)
+        return;
+    if (st->head_done && st->deferred) {
+        st->deferred = false;
+        nghttp2_session_resume_data(st->conn->s, st->id);
+    }
+    conn_wake(st->conn);
+}
+
+/* ------------------------------------------------------------------ stream life */
+
+static void
+stream_free(struct h2_stream *st)
+{
+    struct worker *w = conn_w(st->conn);
+    free(st->in);
+    st->in = NULL;
+    buf_release(&st->sink, &w->bufs);
+    st->vc.state = CS_CLOSED;
+    /* freed at the end of the turn, like a closed connection (it may be on the run list) */
+    st->vc.next = w->dead_clients;
+    w->dead_clients = &st->vc;
+}
+
+static void
+stream_unlink(struct h2_stream *st)
+{
+    struct h2_conn *h = st->conn;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        h->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    st->next = st->prev = NULL;
+    h->nstreams--;
+    if (h->hs == st)
+        h->hs = NULL;
+}
+
+static void
+stream_let_go(struct h2_stream *st)
+{
+    if (!st->vc_closed) {
+        st->vc_closed = true;
+        st->conn->nlive--;
+    }
+}
+
+void
+h2_stream_release(struct client *vc)
+{
+    struct h2_stream *st = vc->h2s;
+    stream_let_go(st);
+    if (st->ng_closed) {
+        stream_free(st);
+        return;
+    }
+    if (!st->out_end || !st->head_done) {
+        /* the exchange gave up before the response was complete: the stream is cut, as an
+         * HTTP/1.1 connection would be */
+        nghttp2_submit_rst_stream(st->conn->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        conn_wake(st->conn);
+    }
+}
+
+/* A response made here, for requests that never become an exchange. */
+static void
+stream_reply(struct h2_stream *st, int status)
+{
+    struct h2_conn *h = st->conn;
+    char body[64], len[24], code[4];
+    int bl = snprintf(body, sizeof(body), "%d %s\n", status, http_reason(status));
+    int ll = snprintf(len, sizeof(len), "%d", bl);
+    snprintf(code, sizeof(code), "%03u", (unsigned)status % 1000u);
+    nghttp2_nv nv[] = {
+        {(uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)"content-type", (uint8_t *)"text/plain; charset=utf-8", 12, 25,
+         NGHTTP2_NV_FLAG_NONE},
+        {(uint8_t *)"content-length", (uint8_t *)len, 14, (size_t)ll, NGHTTP2_NV_FLAG_NONE},
+    };
+    st->local = true;
+    stream_let_go(st);
+    st->vc.state = CS_CLOSED;
+    buf_append(&st->sink, &conn_w(h)->bufs, body, (uint32_t)bl);
+    st->out_end = true;
+    st->head_done = true;
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read_cb};
+    nghttp2_submit_response(h->s, st->id, nv, PT_ARRAY_LEN(nv), &prd);
+}
+
+static void
+hb_append(struct h2_conn *h, const void *d, size_t n)
+{
+    buf_append(&h->hb, &conn_w(h)->bufs, d, (uint32_t)n);
+}
+
+/* The request's header block is complete: build its HTTP/1.1 head and start its view. */
+static void
+stream_request(struct h2_conn *h, struct h2_stream *st, bool end_stream)
+{
+    const char *hb = buf_data(&h->hb);
+    if (end_stream)
+        st->in_end = true;
+    if (h->too_big) {
+        log_info("client %s: HTTP/2 stream %d: header list over %u bytes", h->c->peer, st->id,
+                 conn_w(h)->cfg->limits.max_header_size);
+        stream_reply(st, 431);
+        return;
+    }
+    if (h->bad_host ||
+        (h->have_a && h->have_host &&
+         (h->a_len != h->hv.len || strncasecmp(hb + h->a_off, buf_data(&h->hv), h->a_len) != 0))) {
+        log_info("client %s: HTTP/2 stream %d: Host differs from :authority, or twice", h->c->peer,
+                 st->id);
+        stream_reply(st, 400);
+        return;
+    }
+    bool connect = h->m_len == 7 && memcmp(hb + h->m_off, "CONNECT", 7) == 0;
+    in_append(st, hb + h->m_off, h->m_len);
+    IN_LIT(st, " ");
+    if (connect || !h->have_p)
+        in_append(st, hb + h->a_off, h->a_len);
+    else
+        in_append(st, hb + h->p_off, h->p_len);
+    IN_LIT(st, " HTTP/1.1\r\n");
+    if (h->have_a) {
+        IN_LIT(st, "host: ");
+        in_append(st, hb + h->a_off, h->a_len);
+        IN_LIT(st, "\r\n");
+    } else if (h->have_host) {
+        IN_LIT(st, "host: ");
+        in_append(st, buf_data(&h->hv), h->hv.len);
+        IN_LIT(st, "\r\n");
+    }
+    if (h->reg_started)
+        in_append(st, hb + h->reg_off, h->hb.len - h->reg_off);
+    if (h->ck.len) {
+        IN_LIT(st, "cookie: ");
+        in_append(st, buf_data(&h->ck), h->ck.len);
+        IN_LIT(st, "\r\n");
+    }
+    if (!end_stream && !h->have_cl) {
+        IN_LIT(st, "transfer-encoding: chunked\r\n");
+        st->in_chunked = true;
+    }
+    IN_LIT(st, "\r\n");
+    st->vc.readable = true;
+    stream_wake(st);
+}
+
+/* ------------------------------------------------------------------ floods */
+
+/* Spends one unit of the connection's allowance for a frame that is cheap to send and costly
+ * to serve (RST_STREAM: CVE-2023-44487; PING, SETTINGS, PRIORITY, empty DATA). Returns false
+ * when it ran out: the connection is closed with GOAWAY ENHANCE_YOUR_CALM. */
+static bool
+spend(struct h2_conn *h, const char *what)
+{
+    uint32_t max = conn_w(h)->cfg->http2.max_resets;
+    int64_t cap = (int64_t)max * 10000;
+    uint64_t now = loop_clock_us() / 1000;
+    /* refill: max per 10 s */
+    h->allowance += (int64_t)(now - h->allowance_ms) * max;
+    h->allowance_ms = now;
+    if (h->allowance > cap)
+        h->allowance = cap;
+    h->allowance -= 10000;
+    if (h->allowance >= 0)
+        return true;
+    if (!h->fatal) {
+        log_warn("client %s: HTTP/2 %s flood; closing with ENHANCE_YOUR_CALM", h->c->peer, what);
+        snprintf(h->why, sizeof(h->why), "%s flood", what);
+        nghttp2_session_terminate_session(h->s, NGHTTP2_ENHANCE_YOUR_CALM);
+        h->fatal = true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ session callbacks */
+
+static ssize_t
+send_cb(nghttp2_session *s, const uint8_t *data, size_t length, int flags, void *ud)
+{
+    struct h2_conn *h = ud;
+    struct client *c = h->c;
+    if (c->wbuf.len >= H2_WBUF_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    buf_append(&c->wbuf, &conn_w(h)->bufs, data, (uint32_t)length);
+    return (ssize_t)length;
+}
+
+static int
+on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *ud)
+{
+    struct h2_conn *h = ud;
+    switch (hd->type) {
+    case NGHTTP2_HEADERS: h->ncont = 0; break;
+    case NGHTTP2_CONTINUATION:
+        if (++h->ncont > H2_MAX_CONTINUATIONS) {
+            if (!h->fatal) {
+                log_warn("client %s: HTTP/2 CONTINUATION flood; closing", h->c->peer);
+                snprintf(h->why, sizeof(h->why), "CONTINUATION flood");
+                nghttp2_session_terminate_session(h->s, NGHTTP2_ENHANCE_YOUR_CALM);
+                h->fatal = true;
+            }
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        break;
+    case NGHTTP2_DATA:
+        if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM) && !spend(h, "empty DATA"))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        break;
+    }
+    return 0;
+}
+
+static int
+on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
+{
+    struct h2_conn *h = ud;
+    struct worker *w = conn_w(h);
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    h->hb.len = h->hb.off = 0;
+    h->ck.len = h->ck.off = 0;
+    h->hv.len = h->hv.off = 0;
+    h->hsize = 0;
+    h->have_m = h->have_p = h->have_a = h->have_host = h->have_cl = false;
+    h->reg_started = h->too_big = h->bad_host = false;
+    h->hs = NULL;
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers: dropped, as for HTTP/1.1 */
+    struct h2_stream *st = pt_calloc(1, sizeof(*st));
+    st->conn = h;
+    st->id = frame->hd.stream_id;
+    client_init_stream(&st->vc, h->c, st);
+    st->next = h->streams;
+    if (h->streams)
+        h->streams->prev = st;
+    h->streams = st;
+    h->nstreams++;
+    h->nlive++;
+    h->nreq++;
+    h->hs_due_ms = loop_clock_us() / 1000 + w->cfg->timeouts.client_header_ms;
+    nghttp2_session_set_stream_user_data(s, st->id, st);
+    h->hs = st;
+    return 0;
+}
+
+static int
+on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, size_t nl,
+          const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    struct h2_conn *h = ud;
+    if (!h->hs || frame->hd.stream_id != h->hs->id)
+        return 0;
+    /* RFC 9113 6.5.2: name + value + 32 per field */
+    h->hsize += (uint32_t)(nl + vl + 32);
+    if (h->hsize > conn_w(h)->cfg->limits.max_header_size)
+        h->too_big = true;
+    if (h->too_big)
+        return 0;
+    const char *n = (const char *)name;
+    if (nl && n[0] == ':') {
+        uint32_t off = h->hb.len;
+        hb_append(h, value, vl);
+        if (nl == 7 && memcmp(n, ":method", 7) == 0) {
+            h->m_off = off, h->m_len = (uint32_t)vl, h->have_m = true;
+        } else if (nl == 5 && memcmp(n, ":path", 5) == 0) {
+            h->p_off = off, h->p_len = (uint32_t)vl, h->have_p = true;
+        } else if (nl == 10 && memcmp(n, ":authority", 10) == 0) {
+            h->a_off = off, h->a_len = (uint32_t)vl, h->have_a = true;
+        }
+        return 0; /* :scheme says nothing the connection does not */
+    }
+    if (!h->reg_started) {
+        h->reg_off = h->hb.len;
+        h->reg_started = true;
+    }
+    struct worker *w = conn_w(h);
+    if (nl == 6 && memcmp(n, "cookie", 6) == 0) {
+        if (h->ck.len)
+            buf_append(&h->ck, &w->bufs, "; ", 2);
+        buf_append(&h->ck, &w->bufs, value, (uint32_t)vl);
+        return 0;
+    }
+    if (nl == 4 && memcmp(n, "host", 4) == 0) {
+        if (h->have_host)
+            h->bad_host = true; /* two Host fields: as in HTTP/1.1, a 400 */
+        h->hv.len = h->hv.off = 0;
+        buf_append(&h->hv, &w->bufs, value, (uint32_t)vl);
+        h->have_host = true;
+        return 0;
+    }
+    if (nl == 14 && memcmp(n, "content-length", 14) == 0)
+        h->have_cl = true;
+    hb_append(h, name, nl);
+    hb_append(h, ": ", 2);
+    hb_append(h, value, vl);
+    hb_append(h, "\r\n", 2);
+    return 0;
+}
+
+static int
+on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
+{
+    struct h2_conn *h = ud;
+    struct h2_stream *st;
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+        if (!st)
+            break;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && h->hs == st) {
+            struct worker *w = conn_w(h);
+            h->hs = NULL;
+            stream_request(h, st, end);
+            /* idle connections keep no header scratch */
+            buf_release(&h->hb, &w->bufs);
+            buf_release(&h->ck, &w->bufs);
+            buf_release(&h->hv, &w->bufs);
+        } else if (end) {
+            stream_end_input(st);
+        }
+        break;
+    case NGHTTP2_DATA:
+        st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+        if (st && end)
+            stream_end_input(st);
+        break;
+    case NGHTTP2_RST_STREAM:
+        if (!spend(h, "stream reset"))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        break;
+    case NGHTTP2_PING:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !spend(h, "PING"))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        break;
+    case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !spend(h, "SETTINGS"))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        break;
+    case NGHTTP2_PRIORITY:
+        if (!spend(h, "PRIORITY"))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        break;
+    }
+    return 0;
+}
+
+static int
+on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+              void *ud)
+{
+    struct h2_conn *h = ud;
+    nghttp2_session_consume_connection(s, len);
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(s, id);
+    if (!st || st->vc_closed || st->in_end) {
+        nghttp2_session_consume_stream(s, id, len); /* nobody reads it: let more come */
+        return 0;
+    }
+    if (st->in_chunked) {
+        char hd[24];
+        int n = snprintf(hd, sizeof(hd), "%zx\r\n", len);
+        in_append(st, hd, (size_t)n);
+        in_append(st, data, len);
+        IN_LIT(st, "\r\n");
+    } else {
+        in_append(st, data, len);
+    }
+    st->unconsumed += (uint32_t)len;
+    st->vc.readable = true;
+    stream_wake(st);
+    (void)h;
+    return 0;
+}
+
+static int
+on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
+{
+    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        struct h2_stream *st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+        /* RFC 9113 8.1: a complete response to a request still being sent ends the stream */
+        if (st && !st->in_end)
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int
+on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, void *ud)
+{
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(s, id);
+    if (!st)
+        return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    stream_unlink(st);
+    st->ng_closed = true;
+    if (!st->vc_closed)
+        client_abort(&st->vc); /* reset by the client: the exchange ends (499) */
+    else
+        stream_free(st);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the connection */
+
+static void
+conn_timer(struct h2_conn *h)
+{
+    struct client *c = h->c;
+    const struct config_timeouts *t = &c->w->cfg->timeouts;
+    if (c->wbuf.len && !c->writable) {
+        client_set_timer(c, t->client_send_ms);
+    } else if (h->hs) {
+        /* a header block begun and not finished: the stream has no timer of its own yet */
+        uint64_t now = loop_clock_us() / 1000;
+        client_set_timer(c, h->hs_due_ms > now ? (uint32_t)(h->hs_due_ms - now) : 0);
+    } else if (h->nstreams == 0) {
+        client_set_timer(c, h->nreq ? t->client_keepalive_ms : t->client_header_ms);
+    } else if (h->nlive == 0) {
+        /* only finished responses wait for the client's flow-control window */
+        client_set_timer(c, t->client_send_ms);
+    } else {
+        loop_timer_cancel(&c->w->loop, &c->timer);
+    }
+}
+
+void
+h2_conn_start(struct client *c)
+{
+    const struct config *cfg = c->w->cfg;
+    struct h2_conn *h = pt_calloc(1, sizeof(*h));
+    h->c = c;
+    c->h2c = h;
+    c->state = CS_H2;
+    h->allowance = (int64_t)cfg->http2.max_resets * 10000;
+    h->allowance_ms = loop_clock_us() / 1000;
+
+    nghttp2_session_callbacks *cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_send_callback(cb, send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* nghttp2's own limits sit behind ours (spend), which log and count */
+    nghttp2_option_set_stream_reset_rate_limit(opt, 2ull * cfg->http2.max_resets,
+                                               cfg->http2.max_resets / 5 + 1);
+    nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS + 1);
+    nghttp2_session_server_new2(&h->s, cb, h, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->http2.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->http2.window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->limits.max_header_size},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, PT_ARRAY_LEN(iv));
+    c->readable = true;
+    conn_timer(h);
+    h2_conn_run(c);
+}
+
+void
+h2_conn_run(struct client *c)
+{
+    struct h2_conn *h = c->h2c;
+    struct worker *w = c->w;
+    int guard;
+    for (guard = 0; guard < H2_RUN_GUARD; guard++) {
+        bool progress = false;
+        if (!h->fatal && !h->rd_eof &&
+            (c->rbuf.len || (c->readable && c->wbuf.len < H2_WBUF_HIGH))) {
+            bool eof = false;
+            if (c->readable && c->wbuf.len < H2_WBUF_HIGH) {
+                ssize_t n = xio_read_into(cio(c), &c->rbuf, &w->bufs, &c->readable, c->hup, &eof);
+                if (n < 0) {
+                    client_close(c);
+                    return;
+                }
+                progress |= n > 0;
+            }
+            if (c->rbuf.len) {
+                ssize_t rv = nghttp2_session_mem_recv(h->s, (const uint8_t *)buf_data(&c->rbuf),
+                                                      c->rbuf.len);
+                if (rv < 0) {
+                    if (!h->fatal) {
+                        log_info("client %s: HTTP/2: %s", c->peer, nghttp2_strerror((int)rv));
+                        snprintf(h->why, sizeof(h->why), "%s", nghttp2_strerror((int)rv));
+                        h->fatal = true;
+                        if (rv != NGHTTP2_ERR_CALLBACK_FAILURE)
+                            nghttp2_session_terminate_session(h->s, NGHTTP2_PROTOCOL_ERROR);
+                    }
+                    c->rbuf.len = c->rbuf.off = 0;
+                } else {
+                    buf_consume(&c->rbuf, (uint32_t)rv);
+                }
+                progress = true;
+            }
+            if (eof)
+                h->rd_eof = true;
+        }
+        if (c->wbuf.len < H2_WBUF_HIGH) {
+            uint32_t before = c->wbuf.len;
+            int rv = nghttp2_session_send(h->s);
+            if (rv != 0) {
+                client_close(c);
+                return;
+            }
+            progress |= c->wbuf.len != before;
+        }
+        if (c->wbuf.len) {
+            uint64_t wr = 0;
+            if (xio_flush(cio(c), &c->wbuf, &c->writable, &wr) == PT_ERR) {
+                client_close(c);
+                return;
+            }
+            progress |= wr > 0;
+        }
+        if (!progress)
+            break;
+    }
+    if (guard == H2_RUN_GUARD)
+        client_queue(c);
+    buf_release_if_empty(&c->rbuf, &w->bufs);
+    buf_release_if_empty(&c->wbuf, &w->bufs);
+    if (h->rd_eof) {
+        client_close(c); /* the client is gone: so are its streams */
+        return;
+    }
+    if (c->wbuf.len == 0 &&
+        (h->fatal || (h->draining && h->nstreams == 0) ||
+         (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s)))) {
+        client_linger(c); /* the GOAWAY went out: let the client read it before the close */
+        return;
+    }
+    conn_timer(h);
+}
+
+void
+h2_conn_timeout(struct client *c)
+{
+    struct h2_conn *h = c->h2c;
+    if (h->nstreams == 0 && !(c->wbuf.len && !c->writable) && !h->fatal && !h->hs) {
+        /* idle: say goodbye properly, one try to write it */
+        nghttp2_session_terminate_session(h->s, NGHTTP2_NO_ERROR);
+        h->fatal = true;
+        nghttp2_session_send(h->s);
+        client_linger(c);
+        return;
+    }
+    log_info("client %s: HTTP/2 connection timed out", c->peer);
+    client_close(c);
+}
+
+void
+h2_conn_drain(struct client *c)
+{
+    struct h2_conn *h = c->h2c;
+    if (h->draining)
+        return;
+    h->draining = true;
+    nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->s),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    client_queue(c);
+}
+
+void
+h2_conn_free(struct client *c)
+{
+    struct h2_conn *h = c->h2c;
+    struct worker *w = c->w;
+    h->dead = true;
+    while (h->streams) {
+        struct h2_stream *st = h->streams;
+        nghttp2_session_set_stream_user_data(h->s, st->id, NULL);
+        stream_unlink(st);
+        st->ng_closed = true;
+        if (!st->vc_closed)
+            client_abort(&st->vc);
+        else
+            stream_free(st);
+    }
+    nghttp2_session_del(h->s);
+    buf_release(&h->hb, &w->bufs);
+    buf_release(&h->ck, &w->bufs);
+    buf_release(&h->hv, &w->bufs);
+    free(h);
+    c->h2c = NULL;
+}

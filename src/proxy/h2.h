@@ -1,0 +1,47 @@
+/* HTTP/2 downstream (RFC 9113) through nghttp2: a connection's session, its streams, flow
+ * control and the defences against abusive peers. Each stream becomes an exchange exactly like
+ * an HTTP/1.1 request: the stream presents its request to the exchange as HTTP/1.1 bytes (a head
+ * built from the validated HTTP/2 fields, then the body) and turns the HTTP/1.1 response the
+ * exchange writes into HEADERS and DATA frames. Internal to src/proxy. */
+#ifndef PT_H2_H
+#define PT_H2_H
+
+#include "proxy/client.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define H2_PREFACE_LEN 24
+
+/* Whether <p> (n bytes) starts with the client preface: PT_OK, PT_EAGAIN while what arrived is
+ * a prefix of it, PT_ERR when it is not the preface. */
+int h2_preface_check(const char *p, size_t n);
+
+/* Turns connection <c> into an HTTP/2 connection (after ALPN "h2", or a preface on a listener
+ * that accepts it). c->rbuf may already hold the client's first bytes. */
+void h2_conn_start(struct client *c);
+
+/* Reads, processes and writes what the connection can (CS_H2). */
+void h2_conn_run(struct client *c);
+
+/* The connection's timer fired: idle, or stuck sending. */
+void h2_conn_timeout(struct client *c);
+
+/* Worker drain: GOAWAY, let the streams finish, then close. */
+void h2_conn_drain(struct client *c);
+
+/* Called by client_close on an HTTP/2 connection: ends every stream and frees the session. */
+void h2_conn_free(struct client *c);
+
+/* The xio calls of a stream's view (see struct xio). */
+ssize_t h2_stream_read(struct h2_stream *s, void *p, size_t n);
+ssize_t h2_stream_writev(struct h2_stream *s, const struct iovec *iov, int n);
+/* The response is complete. */
+void h2_stream_shutdown(struct h2_stream *s);
+
+/* Called by client_close on a stream's view: the exchange side is done with the stream. */
+void h2_stream_release(struct client *vc);
+
+#endif
