@@ -717,7 +717,7 @@ void
 client_linger(struct client *c)
 {
     if (c->h2c) {
-        h2_conn_free(c); /* its GOAWAY is flushed; streams end now */
+        h2_conn_free(c);                   /* its GOAWAY is flushed; streams end now */
         buf_ensure(&c->wbuf, &c->w->bufs); /* run_linger shuts the write side once */
     }
     c->state = CS_LINGER;
