@@ -75,7 +75,8 @@ struct h2_conn {
     int64_t allowance;
     uint64_t allowance_ms;
     bool rd_eof, fatal, draining, dead;
-    char why[64]; /* what ended the connection, for the log */
+    bool settings_sent; /* our SETTINGS went out, with MAX_CONCURRENT_STREAMS (send_cb) */
+    char why[64];       /* what ended the connection, for the log */
 };
 
 static _Thread_local struct http_field resp_fields[WORKER_MAX_FIELDS];
@@ -503,6 +504,34 @@ spend(struct h2_conn *h, const char *what)
 
 /* ------------------------------------------------------------------ session callbacks */
 
+/* Our first SETTINGS frame gets SETTINGS_MAX_CONCURRENT_STREAMS added here rather than through
+ * nghttp2_submit_settings: once the client acknowledged a limit, nghttp2 answers a stream
+ * beyond it with a connection error (GOAWAY), where RFC 9113 5.1.2 requires a stream error.
+ * nghttp2 thus keeps no limit of its own and on_begin_headers refuses the excess stream. */
+static void
+append_settings(struct h2_conn *h, const uint8_t *data, size_t length)
+{
+    struct worker *w = conn_w(h);
+    struct buf *b = &h->c->wbuf;
+    uint32_t plen = ((uint32_t)data[0] << 16) | ((uint32_t)data[1] << 8) | data[2];
+    uint32_t max = w->cfg->http2.max_concurrent_streams;
+    uint8_t hd[9], entry[6] = {0,
+                               NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+                               (uint8_t)(max >> 24),
+                               (uint8_t)(max >> 16),
+                               (uint8_t)(max >> 8),
+                               (uint8_t)max};
+    memcpy(hd, data, 9);
+    plen += 6;
+    hd[0] = (uint8_t)(plen >> 16);
+    hd[1] = (uint8_t)(plen >> 8);
+    hd[2] = (uint8_t)plen;
+    buf_append(b, &w->bufs, hd, 9);
+    buf_append(b, &w->bufs, entry, 6);
+    buf_append(b, &w->bufs, data + 9, (uint32_t)(length - 9));
+    h->settings_sent = true;
+}
+
 static ssize_t
 send_cb(nghttp2_session *s, const uint8_t *data, size_t length, int flags, void *ud)
 {
@@ -510,6 +539,12 @@ send_cb(nghttp2_session *s, const uint8_t *data, size_t length, int flags, void 
     struct client *c = h->c;
     if (c->wbuf.len >= H2_WBUF_HIGH)
         return NGHTTP2_ERR_WOULDBLOCK;
+    if (!h->settings_sent && length >= 9 && data[3] == NGHTTP2_SETTINGS &&
+        !(data[4] & NGHTTP2_FLAG_ACK) &&
+        length == 9 + (((size_t)data[0] << 16) | ((size_t)data[1] << 8) | data[2])) {
+        append_settings(h, data, length);
+        return (ssize_t)length;
+    }
     buf_append(&c->wbuf, &conn_w(h)->bufs, data, (uint32_t)length);
     return (ssize_t)length;
 }
@@ -555,6 +590,14 @@ on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
     h->hs = NULL;
     if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers: dropped, as for HTTP/1.1 */
+    if (h->nstreams >= w->cfg->http2.max_concurrent_streams) {
+        /* over the limit we announced: a stream error (RFC 9113 5.1.2), and it costs */
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        if (!spend(h, "refused stream"))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     struct h2_stream *st = pt_calloc(1, sizeof(*st));
     st->conn = h;
     st->id = frame->hd.stream_id;
@@ -787,7 +830,6 @@ h2_conn_start(struct client *c)
     nghttp2_session_callbacks_del(cb);
 
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->http2.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->http2.window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->limits.max_header_size},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
