@@ -15,7 +15,6 @@
  * turn that completed their head, so a stream reset in the same read costs nothing upstream. */
 #include "proxy/h2.h"
 #include "core/log.h"
-#include "http/h1_parse.h"
 #include "http/http.h"
 
 #include <nghttp2/nghttp2.h>
@@ -229,6 +228,49 @@ conn_specific(const char *n, uint32_t len)
     return false;
 }
 
+/* Splits one HTTP/1.1 response head at the front of <p> into its status and fields. The heads
+ * in a sink are Portico's own output (write_response_head, queue_simple): "HTTP/1.1 NNN
+ * reason", then "Name: value" lines with values already checked by the parser that read them
+ * (no CR, LF or NUL) and no obs-fold, so a split on CRLF and the first colon is exact. Returns
+ * the head's length, 0 while incomplete, -1 when it is not such a head. */
+static ssize_t
+split_head(const char *p, size_t len, int *status, struct http_field *f, uint32_t cap, uint32_t *nf)
+{
+    const char *lim = p + len;
+    const char *line = memchr(p, '\n', len);
+    if (!line)
+        return 0;
+    if (line - p < 13 || memcmp(p, "HTTP/1.", 7) != 0)
+        return -1;
+    int st = 0;
+    for (int i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        st = st * 10 + (p[i] - '0');
+    }
+    *status = st;
+    *nf = 0;
+    for (line++;;) {
+        const char *eol = memchr(line, '\n', (size_t)(lim - line));
+        if (!eol)
+            return 0;
+        if (eol == line + 1)
+            return eol + 1 - p; /* the empty line */
+        const char *colon = memchr(line, ':', (size_t)(eol - line));
+        if (!colon || colon == line || *nf == cap || eol[-1] != '\r')
+            return -1;
+        const char *v = colon + 1;
+        while (v < eol - 1 && (*v == ' ' || *v == '\t'))
+            v++;
+        f[*nf] = (struct http_field){.name = line,
+                                     .name_len = (uint32_t)(colon - line),
+                                     .value = v,
+                                     .value_len = (uint32_t)(eol - 1 - v)};
+        (*nf)++;
+        line = eol + 1;
+    }
+}
+
 /* Submits the HTTP/1.1 response heads waiting in the sink as HEADERS. PT_OK once the final
  * head is out, PT_EAGAIN while it is incomplete, PT_ERR when it cannot be translated. */
 static int
@@ -236,24 +278,21 @@ sink_heads(struct h2_stream *st)
 {
     struct h2_conn *h = st->conn;
     while (!st->head_done && st->sink.len) {
-        struct h1_response r;
-        r.fields = resp_fields;
-        r.fields_cap = WORKER_MAX_FIELDS;
-        struct h1_limits lim = {.max_request_line = BUF_SIZE,
-                                .max_head = 2 * BUF_SIZE,
-                                .max_fields = WORKER_MAX_FIELDS};
-        int rc = h1_parse_response(&r, buf_data(&st->sink), st->sink.len, &lim, HTTP_M_GET);
-        if (rc == PT_EAGAIN)
+        int code;
+        uint32_t nf;
+        ssize_t hl = split_head(buf_data(&st->sink), st->sink.len, &code, resp_fields,
+                                WORKER_MAX_FIELDS, &nf);
+        if (hl == 0)
             return st->sink.len >= 2 * BUF_SIZE ? PT_ERR : PT_EAGAIN;
-        if (rc != PT_OK)
+        if (hl < 0)
             return PT_ERR;
-        char status[4];
-        snprintf(status, sizeof(status), "%03u", (unsigned)r.status % 1000u);
+        char status[3] = {(char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
+                          (char)('0' + code % 10)};
         uint32_t n = 0, used = 0;
         resp_nv[n++] =
             (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
-        for (uint32_t i = 0; i < r.nfields; i++) {
-            const struct http_field *f = &r.fields[i];
+        for (uint32_t i = 0; i < nf; i++) {
+            const struct http_field *f = &resp_fields[i];
             if (conn_specific(f->name, f->name_len))
                 continue;
             if (used + f->name_len > sizeof(resp_names))
@@ -264,11 +303,17 @@ sink_heads(struct h2_stream *st)
                 lc[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
             }
             used += f->name_len;
-            resp_nv[n++] = (nghttp2_nv){(uint8_t *)lc, (uint8_t *)f->value, f->name_len,
-                                        f->value_len, NGHTTP2_NV_FLAG_NONE};
+            /* values that never repeat (request ids) or must not sit in the peer's table
+             * (cookies) stay out of HPACK's dynamic table */
+            uint8_t fl = (f->name_len == 12 && memcmp(lc, "x-request-id", 12) == 0) ||
+                                 (f->name_len == 10 && memcmp(lc, "set-cookie", 10) == 0)
+                             ? NGHTTP2_NV_FLAG_NO_INDEX
+                             : NGHTTP2_NV_FLAG_NONE;
+            resp_nv[n++] =
+                (nghttp2_nv){(uint8_t *)lc, (uint8_t *)f->value, f->name_len, f->value_len, fl};
         }
         int rv;
-        if (r.status < 200) {
+        if (code < 200) {
             rv = nghttp2_submit_headers(h->s, NGHTTP2_FLAG_NONE, st->id, NULL, resp_nv, n, NULL);
         } else {
             nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read_cb};
@@ -277,7 +322,7 @@ sink_heads(struct h2_stream *st)
         }
         if (rv != 0)
             return PT_ERR;
-        buf_consume(&st->sink, r.head_len);
+        buf_consume(&st->sink, (uint32_t)hl);
     }
     return st->head_done ? PT_OK : PT_EAGAIN;
 }
