@@ -946,8 +946,11 @@ h2_conn_run(struct client *c)
     }
     if (guard == H2_RUN_GUARD)
         client_queue(c);
-    buf_release_if_empty(&c->rbuf, &w->bufs);
-    buf_release_if_empty(&c->wbuf, &w->bufs);
+    if (h->nstreams == 0) {
+        /* idle connections hold no buffer; busy ones keep theirs (wbuf may have grown) */
+        buf_release_if_empty(&c->rbuf, &w->bufs);
+        buf_release_if_empty(&c->wbuf, &w->bufs);
+    }
     if (h->rd_eof) {
         client_close(c); /* the client is gone: so are its streams */
         return;

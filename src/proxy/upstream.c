@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#define SURPLUS_IDLE_MS 1000 /* idle connections beyond `keepalive` last this long */
+
 void
 upool_init(struct upool *p, const struct config_upstream *up, struct lb_pool *lb, uint64_t seed)
 {
@@ -162,11 +164,18 @@ upconn_release(struct upconn *u)
     struct upool_server *s = u->ps;
     const struct config_upstream *up = s->pool->up;
     u->x = NULL;
-    if (u->w->draining || s->nidle >= up->keepalive || u->rbuf.len ||
+    if (u->w->draining || up->keepalive == 0 || u->rbuf.len ||
         u->requests >= up->keepalive_requests) {
         upconn_close(u);
         return;
     }
+    /* Beyond `keepalive` idle connections, a connection still parks, for a second only: under
+     * many concurrent requests (HTTP/2 clients send a hundred at once) the idle count swings
+     * around the limit, and closing the surplus at once would reconnect on every swing. The
+     * list is most-recent-first, so the surplus is what goes unused and times out. */
+    uint32_t idle_ms = up->keepalive_timeout_ms;
+    if (s->nidle >= up->keepalive && idle_ms > SURPLUS_IDLE_MS)
+        idle_ms = SURPLUS_IDLE_MS;
     buf_release(&u->rbuf, &u->w->bufs);
     buf_release(&u->wbuf, &u->w->bufs);
     u->state = UC_IDLE;
@@ -176,7 +185,7 @@ upconn_release(struct upconn *u)
         s->idle->prev = u;
     s->idle = u;
     s->nidle++;
-    loop_timer_set(&u->w->loop, &u->timer, up->keepalive_timeout_ms);
+    loop_timer_set(&u->w->loop, &u->timer, idle_ms);
 }
 
 void

@@ -77,7 +77,9 @@ worker_new(uint32_t id, const struct config *cfg, struct lb *lb, struct tls_serv
     w->id = id;
     w->cfg = cfg;
     w->lb = lb;
-    w->bufs.max_free = 1024;
+    /* a cache of free blocks as large as a burst needs (HTTP/2: a few per stream in flight);
+     * on_housekeeping trims it every second to what the last second used */
+    w->bufs.max_free = 8192;
     w->housekeeping.cb = on_housekeeping;
     w->wait_poll.cb = exchange_on_wait_poll;
     if (loop_init(&w->loop) != PT_OK) {
