@@ -36,8 +36,7 @@ struct h2_stream {
     struct h2_stream *next, *prev;
     int32_t id;
     /* request bytes for the exchange: the HTTP/1.1 head, then the body */
-    char *in;
-    uint32_t in_off, in_len, in_cap;
+    struct buf in;
     uint32_t unconsumed; /* DATA bytes received, not yet returned to the peer's window */
     bool in_chunked;     /* body re-framed as chunked (no content-length) */
     bool in_end;         /* END_STREAM seen */
@@ -116,19 +115,7 @@ h2_preface_check(const char *p, size_t n)
 static void
 in_append(struct h2_stream *st, const void *d, size_t n)
 {
-    if (st->in_off && st->in_off + st->in_len + n > st->in_cap) {
-        memmove(st->in, st->in + st->in_off, st->in_len);
-        st->in_off = 0;
-    }
-    if (st->in_len + n > st->in_cap) {
-        size_t cap = st->in_cap ? st->in_cap : 1024;
-        while (cap < st->in_len + n)
-            cap *= 2;
-        st->in = pt_realloc(st->in, cap);
-        st->in_cap = (uint32_t)cap;
-    }
-    memcpy(st->in + st->in_off + st->in_len, d, n);
-    st->in_len += (uint32_t)n;
+    buf_append(&st->in, &conn_w(st->conn)->bufs, d, (uint32_t)n);
 }
 
 #define IN_LIT(st, s) in_append((st), (s), sizeof(s) - 1)
@@ -136,22 +123,21 @@ in_append(struct h2_stream *st, const void *d, size_t n)
 ssize_t
 h2_stream_read(struct h2_stream *st, void *p, size_t n)
 {
-    if (st->in_len == 0) {
+    if (st->in.len == 0) {
         if (st->in_end)
             return 0;
         errno = EAGAIN;
         return -1;
     }
-    size_t k = PT_MIN(n, (size_t)st->in_len);
-    memcpy(p, st->in + st->in_off, k);
-    st->in_off += (uint32_t)k;
-    st->in_len -= (uint32_t)k;
-    if (st->in_len == 0)
-        st->in_off = 0;
-    /* The buffer now holds at most in_len body bytes: the rest of what arrived was taken, so
+    size_t k = PT_MIN(n, (size_t)st->in.len);
+    memcpy(p, buf_data(&st->in), k);
+    buf_consume(&st->in, (uint32_t)k);
+    if (st->in.len == 0)
+        buf_release(&st->in, &conn_w(st->conn)->bufs);
+    /* The buffer now holds at most in.len body bytes: the rest of what arrived was taken, so
      * the peer may send that much more. */
-    if (st->unconsumed > st->in_len && !st->ng_closed && !st->conn->dead) {
-        uint32_t give = st->unconsumed - st->in_len;
+    if (st->unconsumed > st->in.len && !st->ng_closed && !st->conn->dead) {
+        uint32_t give = st->unconsumed - st->in.len;
         st->unconsumed -= give;
         nghttp2_session_consume_stream(st->conn->s, st->id, give);
         conn_wake(st->conn);
@@ -383,8 +369,7 @@ static void
 stream_free(struct h2_stream *st)
 {
     struct worker *w = conn_w(st->conn);
-    free(st->in);
-    st->in = NULL;
+    buf_release(&st->in, &w->bufs);
     buf_release(&st->sink, &w->bufs);
     st->vc.state = CS_CLOSED;
     /* freed at the end of the turn, like a closed connection (it may be on the run list) */
