@@ -90,7 +90,7 @@ buf_reserve(struct buf *b, struct buf_pool *p, uint32_t n)
 }
 
 void
-buf_append(struct buf *b, struct buf_pool *p, const void *d, uint32_t n)
+buf_append_slow(struct buf *b, struct buf_pool *p, const void *d, uint32_t n)
 {
     buf_reserve(b, p, n);
     memcpy(buf_tail(b), d, n);

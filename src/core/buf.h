@@ -64,8 +64,19 @@ void buf_compact(struct buf *b);
  * BUF_SIZE when needed). */
 void buf_reserve(struct buf *b, struct buf_pool *p, uint32_t n);
 
+void buf_append_slow(struct buf *b, struct buf_pool *p, const void *d, uint32_t n);
+
 /* Appends <n> bytes, reserving room as needed. */
-void buf_append(struct buf *b, struct buf_pool *p, const void *d, uint32_t n);
+static inline void
+buf_append(struct buf *b, struct buf_pool *p, const void *d, uint32_t n)
+{
+    if (b->base && b->cap - b->off - b->len >= n) {
+        memcpy(b->base + b->off + b->len, d, n);
+        b->len += n;
+        return;
+    }
+    buf_append_slow(b, p, d, n);
+}
 
 /* Returns the storage to <p> (or to malloc when larger than BUF_SIZE) and empties <b>. */
 void buf_release(struct buf *b, struct buf_pool *p);

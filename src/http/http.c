@@ -58,23 +58,6 @@ http_reason(int status)
     }
 }
 
-static inline unsigned char
-lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
-}
-
-bool
-http_name_eq(const char *a, size_t alen, const char *low)
-{
-    size_t i;
-    for (i = 0; i < alen; i++) {
-        if (low[i] == '\0' || lower((unsigned char)a[i]) != (unsigned char)low[i])
-            return false;
-    }
-    return low[i] == '\0';
-}
-
 bool
 http_list_next(const char *v, size_t len, size_t *pos, size_t *s, size_t *e)
 {

@@ -7,6 +7,7 @@
 #include "core/pt.h"
 
 #include <stdbool.h>
+#include <string.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,8 +34,22 @@ enum http_method {
 /* Returns the reason phrase for <status> ("Unknown" when none is registered). */
 const char *http_reason(int status);
 
-/* Case-insensitive comparison of <a>[0..alen) with the NUL-terminated lowercase <lower>. */
-bool http_name_eq(const char *a, size_t alen, const char *lower);
+/* Case-insensitive comparison of <a>[0..alen) with the NUL-terminated lowercase <lower>.
+ * Inline: with a literal <lower> its length is a constant, so most mismatches cost a compare. */
+static inline bool
+http_name_eq(const char *a, size_t alen, const char *lower)
+{
+    if (strlen(lower) != alen)
+        return false;
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char c = (unsigned char)a[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if (c != (unsigned char)lower[i])
+            return false;
+    }
+    return true;
+}
 
 /* Walks a comma-separated list (RFC 9110 5.6.1): sets [*s, *e) to the next non-empty element,
  * optional whitespace trimmed, advances *pos, and returns true; false at the end. */
