@@ -1766,6 +1766,19 @@ exchange_on_wait_poll(struct loop_timer *t)
     }
 }
 
+/* Whether the request's Upgrade field offers h2c. */
+static bool
+upgrade_h2c(const struct h1_request *r)
+{
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        if (http_name_eq(f->name, f->name_len, "upgrade") &&
+            http_list_has(f->value, f->value_len, "h2c"))
+            return true;
+    }
+    return false;
+}
+
 static void
 start_exchange(struct client *c, struct h1_request *r)
 {
@@ -1900,6 +1913,12 @@ start_exchange(struct client *c, struct h1_request *r)
     /* proxy */
     /* Upgrade is an HTTP/1.1 mechanism; a 1.0 request's Upgrade is dropped (RFC 9110 7.8). */
     x->upgrade = r->has_upgrade && (r->conn_flags & H1_CONN_UPGRADE) && r->version_minor == 1;
+    if (x->upgrade && upgrade_h2c(r)) {
+        /* An upgrade to cleartext HTTP/2 would hand the client a tunnel to the server in
+         * which every later request bypasses routing and limits ("h2c smuggling"): the
+         * request goes up without it (HTTP/2 to clients is Portico's own, h2c: true). */
+        x->upgrade = false;
+    }
     struct upool *pool = &w->pools[rt->upstream->index];
     x->pool = pool;
     balance_key(x, r);

@@ -109,6 +109,31 @@ def test_upgrade_ignored_for_http10(origin, portico):
         assert not [v for n, v in d["headers"] if n.lower() == "upgrade"]
 
 
+def test_upgrade_to_h2c_is_not_forwarded(origin, portico):
+    """An h2c upgrade would open a tunnel to the origin in which later requests bypass
+    Portico's routing and limits (h2c smuggling): the request goes up without it and is
+    answered as plain HTTP/1.1, even by an origin that accepts any upgrade."""
+    p = portico(origin)
+    with Client(p.port) as c:
+        r = c.request("GET", "/ws", headers=[("Upgrade", "h2c"),
+                                             ("Connection", "Upgrade, HTTP2-Settings"),
+                                             ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")])
+        assert r.status == 200, r
+        d = r.json()
+        names = [n.lower() for n, _ in d["headers"]]
+        assert "upgrade" not in names and "http2-settings" not in names
+        assert "upgrade" not in conn_tokens(r.headers)
+        # the same offer next to websocket is not forwarded either
+        key = base64.b64encode(os.urandom(16)).decode()
+        r = c.request("GET", "/ws", headers=[("Upgrade", "websocket, H2C"),
+                                             ("Connection", "Upgrade"),
+                                             ("Sec-WebSocket-Key", key),
+                                             ("Sec-WebSocket-Version", "13")])
+        assert r.status == 200, r
+        r = c.request("GET", "/after")
+        assert r.status == 200 and r.json()["target"] == "/after"
+
+
 def test_connect_refused_405(origin, portico):
     p = portico(origin)
     r, _, _ = raw_exchange(p.port, b"CONNECT example.com:443 HTTP/1.1\r\n"
