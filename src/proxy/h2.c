@@ -45,10 +45,8 @@ struct h2_stream {
     bool head_done;  /* the final HEADERS are submitted */
     bool out_end;    /* the exchange ended the response */
     bool deferred;   /* the data source waits for bytes (nghttp2_session_resume_data) */
-    bool sink_full;  /* a write was cut short: wake the view when room frees */
     bool vc_closed;  /* the exchange side let go (client_close on the view) */
     bool ng_closed;  /* nghttp2 closed the stream */
-    bool local;      /* answered by this file (431, 400): no exchange */
 };
 
 struct h2_conn {
@@ -74,7 +72,6 @@ struct h2_conn {
     uint64_t allowance_ms;
     bool rd_eof, fatal, draining, dead;
     bool settings_sent; /* our SETTINGS went out, with MAX_CONCURRENT_STREAMS (send_cb) */
-    char why[64];       /* what ended the connection, for the log */
 };
 
 static _Thread_local struct http_field resp_fields[WORKER_MAX_FIELDS];
@@ -97,7 +94,7 @@ conn_wake(struct h2_conn *h)
 static void
 stream_wake(struct h2_stream *st)
 {
-    if (!st->vc_closed && !st->local)
+    if (!st->vc_closed)
         client_queue(&st->vc);
 }
 
@@ -193,8 +190,8 @@ send_data_cb(nghttp2_session *s, nghttp2_frame *frame, const uint8_t *framehd, s
     }
     if (st->sink.len == 0)
         buf_release(&st->sink, &w->bufs);
-    if (st->sink_full && st->sink.len < H2_SINK_MAX) {
-        st->sink_full = false;
+    /* a write cut short left the view unwritable (pipe_pump, xio_flush): room again */
+    if (!st->vc.writable && st->sink.len < H2_SINK_MAX) {
         st->vc.writable = true;
         stream_wake(st);
     }
@@ -326,7 +323,6 @@ h2_stream_writev(struct h2_stream *st, const struct iovec *iov, int n)
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
     if (room == 0 && total) {
-        st->sink_full = true;
         errno = EAGAIN;
         return -1;
     }
@@ -335,8 +331,6 @@ h2_stream_writev(struct h2_stream *st, const struct iovec *iov, int n)
         buf_append(&st->sink, &conn_w(h)->bufs, iov[i].iov_base, (uint32_t)k);
         copied += k;
     }
-    if (copied < total)
-        st->sink_full = true;
     if (!st->head_done && sink_heads(st) == PT_ERR) {
         log_warn("client %s: HTTP/2 stream %d: response head cannot be sent", h->c->peer, st->id);
         errno = EPROTO;
@@ -434,7 +428,6 @@ stream_reply(struct h2_stream *st, int status)
          NGHTTP2_NV_FLAG_NONE},
         {(uint8_t *)"content-length", (uint8_t *)len, 14, (size_t)ll, NGHTTP2_NV_FLAG_NONE},
     };
-    st->local = true;
     stream_let_go(st);
     st->vc.state = CS_CLOSED;
     buf_append(&st->sink, &conn_w(h)->bufs, body, (uint32_t)bl);
@@ -506,6 +499,17 @@ stream_request(struct h2_conn *h, struct h2_stream *st, bool end_stream)
 
 /* ------------------------------------------------------------------ floods */
 
+/* Ends the connection for a flood of <what>: GOAWAY ENHANCE_YOUR_CALM, logged once. */
+static void
+calm(struct h2_conn *h, const char *what)
+{
+    if (h->fatal)
+        return;
+    log_warn("client %s: HTTP/2 %s flood; closing with ENHANCE_YOUR_CALM", h->c->peer, what);
+    nghttp2_session_terminate_session(h->s, NGHTTP2_ENHANCE_YOUR_CALM);
+    h->fatal = true;
+}
+
 /* Spends one unit of the connection's allowance for a frame that is cheap to send and costly
  * to serve (RST_STREAM: CVE-2023-44487; PING, SETTINGS, PRIORITY, empty DATA). Returns false
  * when it ran out: the connection is closed with GOAWAY ENHANCE_YOUR_CALM. */
@@ -523,12 +527,7 @@ spend(struct h2_conn *h, const char *what)
     h->allowance -= 10000;
     if (h->allowance >= 0)
         return true;
-    if (!h->fatal) {
-        log_warn("client %s: HTTP/2 %s flood; closing with ENHANCE_YOUR_CALM", h->c->peer, what);
-        snprintf(h->why, sizeof(h->why), "%s flood", what);
-        nghttp2_session_terminate_session(h->s, NGHTTP2_ENHANCE_YOUR_CALM);
-        h->fatal = true;
-    }
+    calm(h, what);
     return false;
 }
 
@@ -587,12 +586,7 @@ on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *ud)
     case NGHTTP2_HEADERS: h->ncont = 0; break;
     case NGHTTP2_CONTINUATION:
         if (++h->ncont > H2_MAX_CONTINUATIONS) {
-            if (!h->fatal) {
-                log_warn("client %s: HTTP/2 CONTINUATION flood; closing", h->c->peer);
-                snprintf(h->why, sizeof(h->why), "CONTINUATION flood");
-                nghttp2_session_terminate_session(h->s, NGHTTP2_ENHANCE_YOUR_CALM);
-                h->fatal = true;
-            }
+            calm(h, "CONTINUATION");
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         }
         break;
@@ -751,7 +745,6 @@ static int
 on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
               void *ud)
 {
-    struct h2_conn *h = ud;
     nghttp2_session_consume_connection(s, len);
     struct h2_stream *st = nghttp2_session_get_stream_user_data(s, id);
     if (!st || st->vc_closed || st->in_end) {
@@ -770,7 +763,6 @@ on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data
     st->unconsumed += (uint32_t)len;
     st->vc.readable = true;
     stream_wake(st);
-    (void)h;
     return 0;
 }
 
@@ -895,7 +887,6 @@ h2_conn_run(struct client *c)
                 if (rv < 0) {
                     if (!h->fatal) {
                         log_info("client %s: HTTP/2: %s", c->peer, nghttp2_strerror((int)rv));
-                        snprintf(h->why, sizeof(h->why), "%s", nghttp2_strerror((int)rv));
                         h->fatal = true;
                         if (rv != NGHTTP2_ERR_CALLBACK_FAILURE)
                             nghttp2_session_terminate_session(h->s, NGHTTP2_PROTOCOL_ERROR);
