@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,21 +32,6 @@ static char *default_hide_headers[] = {default_hide_server, default_hide_powered
 static char default_sticky_cookie[] = "portico_server";
 static char default_health_method[] = "GET";
 static char default_health_path[] = "/";
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void
 config_defaults(struct config *c)
@@ -208,12 +192,12 @@ config_file_check(const char *path, char *why, size_t whylen)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
     if (fd < 0) {
-        seterr(why, whylen, "%s", strerror(errno));
+        pt_seterr(why, whylen, "%s", strerror(errno));
         return PT_ERR;
     }
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
-        seterr(why, whylen, "%s", strerror(EISDIR));
+        pt_seterr(why, whylen, "%s", strerror(EISDIR));
         return PT_ERR;
     }
     close(fd);
@@ -252,10 +236,10 @@ config_balance_parse(const char *s, enum balance_kind *kind, bool *sticky, char 
     }
     hint = config_suggest(s, config_balance_names, PT_ARRAY_LEN(config_balance_names));
     if (hint)
-        seterr(err, errlen, "unknown balancer \"%s\", did you mean \"%s\"? (expected %s)", s, hint,
-               CONFIG_BALANCE_CHOICES);
+        pt_seterr(err, errlen, "unknown balancer \"%s\", did you mean \"%s\"? (expected %s)", s,
+                  hint, CONFIG_BALANCE_CHOICES);
     else
-        seterr(err, errlen, "unknown balancer \"%s\" (expected %s)", s, CONFIG_BALANCE_CHOICES);
+        pt_seterr(err, errlen, "unknown balancer \"%s\" (expected %s)", s, CONFIG_BALANCE_CHOICES);
     return PT_ERR;
 }
 
@@ -428,10 +412,10 @@ resolve(const char *host, const char *port, int family, int flags, struct config
     rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0 || !res) {
         if (flags & AI_NUMERICHOST)
-            seterr(err, errlen, "bad IP address \"%s\"", host);
+            pt_seterr(err, errlen, "bad IP address \"%s\"", host);
         else
-            seterr(err, errlen, "cannot resolve \"%s\": %s", host,
-                   rc ? gai_strerror(rc) : "no address");
+            pt_seterr(err, errlen, "cannot resolve \"%s\": %s", host,
+                      rc ? gai_strerror(rc) : "no address");
         if (res)
             freeaddrinfo(res);
         return PT_ERR;
@@ -464,12 +448,12 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
 
     memset(&out, 0, sizeof(out));
     if (!*s) {
-        seterr(err, errlen, "empty address");
+        pt_seterr(err, errlen, "empty address");
         return PT_ERR;
     }
     if (strstr(s, "://")) {
         if (mode == CONFIG_ADDR_LISTEN) {
-            seterr(err, errlen, "bad listen address \"%s\": expected host:port", text);
+            pt_seterr(err, errlen, "bad listen address \"%s\": expected host:port", text);
             return PT_ERR;
         }
         if (strncasecmp(s, "https://", 8) == 0) {
@@ -478,8 +462,8 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
         } else if (strncasecmp(s, "http://", 7) == 0) {
             s += 7;
         } else {
-            seterr(err, errlen,
-                   "unsupported scheme in \"%s\": only http:// and https:// are allowed", text);
+            pt_seterr(err, errlen,
+                      "unsupported scheme in \"%s\": only http:// and https:// are allowed", text);
             return PT_ERR;
         }
     }
@@ -487,14 +471,14 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
     if (s != text && end > s && end[-1] == '/')
         end--; /* "http://host:port/" */
     if (memchr(s, '/', (size_t)(end - s))) {
-        seterr(err, errlen, "bad address \"%s\": a path is not allowed here", text);
+        pt_seterr(err, errlen, "bad address \"%s\": a path is not allowed here", text);
         return PT_ERR;
     }
 
     if (*s == '[') {
         const char *rb = memchr(s, ']', (size_t)(end - s));
         if (!rb) {
-            seterr(err, errlen, "bad address \"%s\": missing ']'", text);
+            pt_seterr(err, errlen, "bad address \"%s\": missing ']'", text);
             return PT_ERR;
         }
         bracket = true;
@@ -502,7 +486,7 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
         hostlen = (size_t)(rb - host);
         colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
         if (!colon && rb + 1 != end) {
-            seterr(err, errlen, "bad address \"%s\": expected ':' after ']'", text);
+            pt_seterr(err, errlen, "bad address \"%s\": expected ':' after ']'", text);
             return PT_ERR;
         }
     } else {
@@ -516,8 +500,9 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
         host = s;
         hostlen = colon ? (size_t)(colon - s) : (size_t)(end - s);
         if (memchr(host, ':', hostlen)) {
-            seterr(err, errlen,
-                   "bad address \"%s\": write IPv6 addresses in brackets, e.g. [::1]:8080", text);
+            pt_seterr(err, errlen,
+                      "bad address \"%s\": write IPv6 addresses in brackets, e.g. [::1]:8080",
+                      text);
             return PT_ERR;
         }
     }
@@ -525,7 +510,7 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
         snprintf(portbuf, sizeof(portbuf), "443"); /* https://host */
         port = 443;
     } else if (!colon) {
-        seterr(err, errlen, "missing port in \"%s\" (expected host:port)", text);
+        pt_seterr(err, errlen, "missing port in \"%s\" (expected host:port)", text);
         return PT_ERR;
     } else {
         const char *p = colon + 1;
@@ -536,13 +521,14 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
         if (digits)
             port = strtoul(p, NULL, 10);
         if (!digits || port < 1 || port > 65535) {
-            seterr(err, errlen, "bad port \"%.*s\" in \"%s\" (expected 1..65535)", (int)n, p, text);
+            pt_seterr(err, errlen, "bad port \"%.*s\" in \"%s\" (expected 1..65535)", (int)n, p,
+                      text);
             return PT_ERR;
         }
         snprintf(portbuf, sizeof(portbuf), "%lu", port);
     }
     if (hostlen >= sizeof(hostbuf)) {
-        seterr(err, errlen, "bad address \"%s\": host name too long", text);
+        pt_seterr(err, errlen, "bad address \"%s\": host name too long", text);
         return PT_ERR;
     }
     memcpy(hostbuf, host, hostlen);
@@ -551,7 +537,7 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
     if (!bracket && (hostlen == 0 || strcmp(hostbuf, "*") == 0)) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&out.sa;
         if (mode == CONFIG_ADDR_SERVER) {
-            seterr(err, errlen, "bad address \"%s\": a server needs a host", text);
+            pt_seterr(err, errlen, "bad address \"%s\": a server needs a host", text);
             return PT_ERR;
         }
         sin->sin_family = AF_INET;
@@ -561,7 +547,7 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
     } else if (bracket) {
         if (hostlen == 0 ||
             resolve(hostbuf, portbuf, AF_INET6, AI_NUMERICHOST, &out, err, errlen) != PT_OK) {
-            seterr(err, errlen, "bad IPv6 address in \"%s\"", text);
+            pt_seterr(err, errlen, "bad IPv6 address in \"%s\"", text);
             return PT_ERR;
         }
     } else {
@@ -573,10 +559,10 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
             sin->sin_addr = ia;
             out.salen = sizeof(*sin);
         } else if (!is_hostname(hostbuf, hostlen)) {
-            seterr(err, errlen, "bad host \"%s\" in \"%s\"", hostbuf, text);
+            pt_seterr(err, errlen, "bad host \"%s\" in \"%s\"", hostbuf, text);
             return PT_ERR;
         } else if (mode == CONFIG_ADDR_LISTEN && strcasecmp(hostbuf, "localhost") != 0) {
-            seterr(
+            pt_seterr(
                 err, errlen,
                 "bad listen address \"%s\": use an IP address, \"*\" or localhost, not a host name",
                 text);
@@ -643,11 +629,11 @@ config_parse_duration(const char *s, uint32_t *ms, char *err, size_t errlen)
         return PT_OK;
     }
 bad:
-    seterr(err, errlen,
-           "bad duration \"%s\" (expected a number with ms, s, m or h, e.g. 500ms, 10s)", s);
+    pt_seterr(err, errlen,
+              "bad duration \"%s\" (expected a number with ms, s, m or h, e.g. 500ms, 10s)", s);
     return PT_ERR;
 big:
-    seterr(err, errlen, "duration \"%s\" is too large (at most 4294967295ms, about 49 days)", s);
+    pt_seterr(err, errlen, "duration \"%s\" is too large (at most 4294967295ms, about 49 days)", s);
     return PT_ERR;
 }
 
@@ -675,11 +661,12 @@ config_parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
         return PT_OK;
     }
 bad:
-    seterr(err, errlen,
-           "bad size \"%s\" (expected bytes, or a number with B, KB, KiB, MB, MiB, GB or GiB)", s);
+    pt_seterr(err, errlen,
+              "bad size \"%s\" (expected bytes, or a number with B, KB, KiB, MB, MiB, GB or GiB)",
+              s);
     return PT_ERR;
 big:
-    seterr(err, errlen, "size \"%s\" is too large", s);
+    pt_seterr(err, errlen, "size \"%s\" is too large", s);
     return PT_ERR;
 }
 
@@ -794,13 +781,13 @@ config_admin_check(const struct config *c, const struct config_addr *a, char *er
     for (uint32_t i = 0; i < c->nlistens; i++) {
         const struct config_addr *l = &c->listens[i];
         if (addr_same(a, l)) {
-            seterr(err, errlen, "\"%s\" is also a listen address", a->text);
+            pt_seterr(err, errlen, "\"%s\" is also a listen address", a->text);
             return PT_ERR;
         }
         if (a->sa.ss_family == l->sa.ss_family && addr_port(a) == addr_port(l) &&
             (addr_is_wildcard(a) || addr_is_wildcard(l))) {
-            seterr(err, errlen, "\"%s\" overlaps listen address \"%s\" (same port)", a->text,
-                   l->text);
+            pt_seterr(err, errlen, "\"%s\" overlaps listen address \"%s\" (same port)", a->text,
+                      l->text);
             return PT_ERR;
         }
     }
@@ -840,49 +827,49 @@ config_from_cli_opts(const struct config_cli *o, struct config **out, char *err,
 
     *out = NULL;
     if (o->nlistens == 0 && o->nlistens_tls == 0) {
-        seterr(err, errlen, "missing --listen ADDR (or --listen-tls ADDR)");
+        pt_seterr(err, errlen, "missing --listen ADDR (or --listen-tls ADDR)");
         return PT_ERR;
     }
     if (o->nlistens_tls == 0 && (o->cert || o->key)) {
-        seterr(err, errlen, "%s needs --listen-tls ADDR", o->cert ? "--cert" : "--key");
+        pt_seterr(err, errlen, "%s needs --listen-tls ADDR", o->cert ? "--cert" : "--key");
         return PT_ERR;
     }
     if (o->nlistens_tls > 0 && (!o->cert || !o->key)) {
-        seterr(err, errlen, "--listen-tls needs %s", !o->cert ? "--cert PATH" : "--key PATH");
+        pt_seterr(err, errlen, "--listen-tls needs %s", !o->cert ? "--cert PATH" : "--key PATH");
         return PT_ERR;
     }
     for (int k = 0; k < 2 && o->nlistens_tls > 0; k++) {
         const char *path = k == 0 ? o->cert : o->key;
         if (!*path || config_file_check(path, why, sizeof(why)) != PT_OK) {
-            seterr(err, errlen, "%s \"%s\": cannot read: %s", k == 0 ? "--cert" : "--key", path,
-                   *path ? why : "empty path");
+            pt_seterr(err, errlen, "%s \"%s\": cannot read: %s", k == 0 ? "--cert" : "--key", path,
+                      *path ? why : "empty path");
             return PT_ERR;
         }
     }
     if (o->nupstreams == 0) {
-        seterr(err, errlen, "missing --upstream http://HOST:PORT");
+        pt_seterr(err, errlen, "missing --upstream http://HOST:PORT");
         return PT_ERR;
     }
     if (o->workers > 1024) {
-        seterr(err, errlen, "--workers %u: expected 1..1024", o->workers);
+        pt_seterr(err, errlen, "--workers %u: expected 1..1024", o->workers);
         return PT_ERR;
     }
     if (o->balance && config_balance_parse(o->balance, &bk, &sticky, why, sizeof(why)) != PT_OK) {
-        seterr(err, errlen, "--balance \"%s\": %s", o->balance, why);
+        pt_seterr(err, errlen, "--balance \"%s\": %s", o->balance, why);
         return PT_ERR;
     }
     if (o->health_check) {
         const char *p = o->health_check;
         if (p[0] != '/') {
-            seterr(err, errlen, "--health-check \"%s\": the path must start with '/'", p);
+            pt_seterr(err, errlen, "--health-check \"%s\": the path must start with '/'", p);
             return PT_ERR;
         }
         for (const char *q = p; *q; q++) {
             if ((unsigned char)*q <= 0x20 || *q == 0x7f) {
-                seterr(err, errlen,
-                       "--health-check \"%s\": the path must not contain spaces or control "
-                       "characters",
-                       p);
+                pt_seterr(err, errlen,
+                          "--health-check \"%s\": the path must not contain spaces or control "
+                          "characters",
+                          p);
                 return PT_ERR;
             }
         }
@@ -904,12 +891,12 @@ config_from_cli_opts(const struct config_cli *o, struct config **out, char *err,
 
         if (config_addr_parse(text, CONFIG_ADDR_LISTEN, &c->listens[i], why, sizeof(why)) !=
             PT_OK) {
-            seterr(err, errlen, "%s \"%s\": %s", flag, text, why);
+            pt_seterr(err, errlen, "%s \"%s\": %s", flag, text, why);
             goto fail;
         }
         for (uint32_t j = 0; j < i; j++) {
             if (addr_same(&c->listens[i], &c->listens[j])) {
-                seterr(err, errlen, "%s \"%s\": duplicate listen address", flag, text);
+                pt_seterr(err, errlen, "%s \"%s\": duplicate listen address", flag, text);
                 goto fail;
             }
         }
@@ -924,7 +911,7 @@ config_from_cli_opts(const struct config_cli *o, struct config **out, char *err,
         }
     }
     if (o->admin && config_set_admin(c, o->admin, why, sizeof(why)) != PT_OK) {
-        seterr(err, errlen, "--admin \"%s\": %s", o->admin, why);
+        pt_seterr(err, errlen, "--admin \"%s\": %s", o->admin, why);
         goto fail;
     }
 
@@ -947,7 +934,7 @@ config_from_cli_opts(const struct config_cli *o, struct config **out, char *err,
         struct config_server *s = &u->servers[i];
         if (config_addr_parse(o->upstreams[i], CONFIG_ADDR_SERVER, &s->addr, why, sizeof(why)) !=
             PT_OK) {
-            seterr(err, errlen, "--upstream \"%s\": %s", o->upstreams[i], why);
+            pt_seterr(err, errlen, "--upstream \"%s\": %s", o->upstreams[i], why);
             goto fail;
         }
         s->host_header = pt_strdup(s->addr.text);

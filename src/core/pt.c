@@ -1,6 +1,7 @@
 /* Allocation wrappers that abort on failure (see pt.h). */
 #include "core/pt.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,4 +53,16 @@ char *
 pt_strdup(const char *s)
 {
     return pt_strndup(s, strlen(s));
+}
+
+void
+pt_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

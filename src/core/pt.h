@@ -27,4 +27,9 @@ void *pt_realloc(void *p, size_t n);
 char *pt_strdup(const char *s);
 char *pt_strndup(const char *s, size_t n);
 
+/* Formats a message into err[0..errlen) (nothing when err is NULL or errlen 0): the error
+ * contract of functions that take (char *err, size_t errlen). */
+void pt_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

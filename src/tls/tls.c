@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,21 +99,6 @@ static int ssl_fail_idx = -1;   /* SSL -> non-NULL once a client certificate fai
 static int ctx_server_idx = -1; /* SSL_CTX -> its struct tls_server */
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 static char verify_failed_mark;
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static uint64_t
 now_ms(void)
@@ -364,13 +348,13 @@ open_file(const char *path, char *err, size_t errlen)
     BIO *b;
 
     if (!f) {
-        seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        pt_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     b = BIO_new_fp(f, BIO_CLOSE);
     if (!b) {
         fclose(f);
-        seterr(err, errlen, "%s: out of memory", path);
+        pt_seterr(err, errlen, "%s: out of memory", path);
     }
     return b;
 }
@@ -406,24 +390,24 @@ load_pair(const struct config_cert *cc, X509 **leaf, STACK_OF(X509) * *chain, EV
         return PT_ERR;
     *leaf = PEM_read_bio_X509_AUX(b, NULL, on_no_password, NULL);
     if (!*leaf) {
-        seterr(err, errlen, "%s: not a PEM certificate", cc->cert);
+        pt_seterr(err, errlen, "%s: not a PEM certificate", cc->cert);
         goto fail;
     }
     *chain = sk_X509_new_null();
     if (!*chain) {
-        seterr(err, errlen, "%s: out of memory", cc->cert);
+        pt_seterr(err, errlen, "%s: out of memory", cc->cert);
         goto fail;
     }
     while ((x = PEM_read_bio_X509(b, NULL, on_no_password, NULL)) != NULL) {
         if (!sk_X509_push(*chain, x)) {
             X509_free(x);
-            seterr(err, errlen, "%s: out of memory", cc->cert);
+            pt_seterr(err, errlen, "%s: out of memory", cc->cert);
             goto fail;
         }
     }
     if (!pem_at_end()) {
-        seterr(err, errlen, "%s: certificate %d of the chain is not valid PEM", cc->cert,
-               sk_X509_num(*chain) + 2);
+        pt_seterr(err, errlen, "%s: certificate %d of the chain is not valid PEM", cc->cert,
+                  sk_X509_num(*chain) + 2);
         goto fail;
     }
     ERR_clear_error();
@@ -433,12 +417,12 @@ load_pair(const struct config_cert *cc, X509 **leaf, STACK_OF(X509) * *chain, EV
         goto fail_nobio;
     *key = PEM_read_bio_PrivateKey(b, NULL, on_no_password, NULL);
     if (!*key) {
-        seterr(err, errlen, "%s: not a PEM private key (or an encrypted one)", cc->key);
+        pt_seterr(err, errlen, "%s: not a PEM private key (or an encrypted one)", cc->key);
         goto fail;
     }
     BIO_free(b);
     if (!X509_check_private_key(*leaf, *key)) {
-        seterr(err, errlen, "%s: does not match certificate %s", cc->key, cc->cert);
+        pt_seterr(err, errlen, "%s: does not match certificate %s", cc->key, cc->cert);
         goto fail_nobio;
     }
     return PT_OK;
@@ -477,8 +461,8 @@ load_ocsp(const char *path, unsigned char **der, size_t *len, char *err, size_t 
         if (BIO_write(m, chunk, n) != n)
             goto nomem;
         if (BIO_number_written(m) > OCSP_MAX_SIZE) {
-            seterr(err, errlen, "%s: larger than %u bytes: not an OCSP response", path,
-                   OCSP_MAX_SIZE);
+            pt_seterr(err, errlen, "%s: larger than %u bytes: not an OCSP response", path,
+                      OCSP_MAX_SIZE);
             goto fail;
         }
     }
@@ -486,13 +470,13 @@ load_ocsp(const char *path, unsigned char **der, size_t *len, char *err, size_t 
     p = (const unsigned char *)mem->data;
     resp = d2i_OCSP_RESPONSE(NULL, &p, (long)mem->length);
     if (!resp || p != (const unsigned char *)mem->data + mem->length) {
-        seterr(err, errlen, "%s: not a DER OCSP response", path);
+        pt_seterr(err, errlen, "%s: not a DER OCSP response", path);
         goto fail;
     }
     status = OCSP_response_status(resp);
     if (status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        seterr(err, errlen, "%s: OCSP response status is \"%s\", not successful", path,
-               OCSP_response_status_str(status));
+        pt_seterr(err, errlen, "%s: OCSP response status is \"%s\", not successful", path,
+                  OCSP_response_status_str(status));
         goto fail;
     }
     *der = OPENSSL_memdup(mem->data, mem->length);
@@ -504,7 +488,7 @@ load_ocsp(const char *path, unsigned char **der, size_t *len, char *err, size_t 
     BIO_free(b);
     return PT_OK;
 nomem:
-    seterr(err, errlen, "%s: out of memory", path);
+    pt_seterr(err, errlen, "%s: out of memory", path);
 fail:
     OCSP_RESPONSE_free(resp);
     BIO_free(m);
@@ -626,7 +610,7 @@ load_client_ca(const struct config_tls *c, struct client_ca *ca, char *err, size
     if (c->client_auth == TLS_CLIENT_AUTH_OFF)
         return PT_OK;
     if (!c->client_ca) {
-        seterr(err, errlen, "tls: client_auth needs client_ca (a PEM bundle of CAs)");
+        pt_seterr(err, errlen, "tls: client_auth needs client_ca (a PEM bundle of CAs)");
         return PT_ERR;
     }
     /* Opened once first for a clear "cannot open" with the system's reason. */
@@ -635,12 +619,12 @@ load_client_ca(const struct config_tls *c, struct client_ca *ca, char *err, size
     BIO_free(probe);
     ca->store = X509_STORE_new();
     if (!ca->store || !X509_STORE_load_file(ca->store, c->client_ca)) {
-        seterr(err, errlen, "%s: not a PEM bundle of CA certificates", c->client_ca);
+        pt_seterr(err, errlen, "%s: not a PEM bundle of CA certificates", c->client_ca);
         goto fail;
     }
     ca->names = SSL_load_client_CA_file(c->client_ca);
     if (!ca->names || sk_X509_NAME_num(ca->names) == 0) {
-        seterr(err, errlen, "%s: no CA certificate in it", c->client_ca);
+        pt_seterr(err, errlen, "%s: no CA certificate in it", c->client_ca);
         goto fail;
     }
     ERR_clear_error();
@@ -667,8 +651,8 @@ new_ctx(struct tls_server *t, struct tls_set *s, const struct client_ca *ca, cha
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
     if (!ctx) {
-        seterr(err, errlen, "tls: cannot create a context: %s",
-               ERR_reason_error_string(ERR_peek_last_error()));
+        pt_seterr(err, errlen, "tls: cannot create a context: %s",
+                  ERR_reason_error_string(ERR_peek_last_error()));
         return NULL;
     }
     if (!c->session_tickets)
@@ -679,20 +663,20 @@ new_ctx(struct tls_server *t, struct tls_set *s, const struct client_ca *ca, cha
     if (!SSL_CTX_set_min_proto_version(ctx, c->min_version == 0x0304 ? TLS1_3_VERSION
                                                                      : TLS1_2_VERSION) ||
         !SSL_CTX_set_max_proto_version(ctx, 0)) {
-        seterr(err, errlen, "tls: cannot set the protocol versions");
+        pt_seterr(err, errlen, "tls: cannot set the protocol versions");
         goto fail;
     }
     if (!SSL_CTX_set_cipher_list(ctx, ciphers)) {
-        seterr(err, errlen, "tls: ciphers \"%s\": no usable TLS 1.2 cipher", ciphers);
+        pt_seterr(err, errlen, "tls: ciphers \"%s\": no usable TLS 1.2 cipher", ciphers);
         goto fail;
     }
     if (c->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, c->ciphersuites)) {
-        seterr(err, errlen, "tls: ciphersuites \"%s\": not a valid TLS 1.3 suite list",
-               c->ciphersuites);
+        pt_seterr(err, errlen, "tls: ciphersuites \"%s\": not a valid TLS 1.3 suite list",
+                  c->ciphersuites);
         goto fail;
     }
     if (!SSL_CTX_set1_groups_list(ctx, groups)) {
-        seterr(err, errlen, "tls: groups \"%s\": not a valid group list", groups);
+        pt_seterr(err, errlen, "tls: groups \"%s\": not a valid group list", groups);
         goto fail;
     }
 
@@ -709,7 +693,7 @@ new_ctx(struct tls_server *t, struct tls_set *s, const struct client_ca *ca, cha
     if (!c->session_tickets && c->session_cache == 0)
         SSL_CTX_set_num_tickets(ctx, 0);
     if (!SSL_CTX_set_ex_data(ctx, ctx_server_idx, t)) {
-        seterr(err, errlen, "tls: out of memory");
+        pt_seterr(err, errlen, "tls: out of memory");
         goto fail;
     }
     if (c->session_tickets)
@@ -722,7 +706,7 @@ new_ctx(struct tls_server *t, struct tls_set *s, const struct client_ca *ca, cha
     if (c->client_auth != TLS_CLIENT_AUTH_OFF) {
         STACK_OF(X509_NAME) *names = SSL_dup_CA_list(ca->names);
         if (!names) {
-            seterr(err, errlen, "tls: out of memory");
+            pt_seterr(err, errlen, "tls: out of memory");
             goto fail;
         }
         SSL_CTX_set1_cert_store(ctx, ca->store);
@@ -789,8 +773,8 @@ add_cert(struct tls_server *t, struct tls_set *s, uint32_t i, const struct clien
     }
     if (!SSL_CTX_use_cert_and_key(c->ctx, leaf, key, chain, 1)) {
         char why[256];
-        seterr(err, errlen, "%s: refused by OpenSSL: %s", cc->cert,
-               tls_error_string(why, sizeof(why)));
+        pt_seterr(err, errlen, "%s: refused by OpenSSL: %s", cc->cert,
+                  tls_error_string(why, sizeof(why)));
         goto fail;
     }
     if (der) {
@@ -874,7 +858,7 @@ set_build(struct tls_server *t, char *err, size_t errlen)
     struct client_ca ca;
 
     if (c->ncerts == 0 || !c->certs) {
-        seterr(err, errlen, "tls: no certificate");
+        pt_seterr(err, errlen, "tls: no certificate");
         return NULL;
     }
     ERR_clear_error();
@@ -949,7 +933,7 @@ tls_server_new(const struct config_tls *cfg, char *err, size_t errlen)
 
     pthread_once(&idx_once, init_indexes);
     if (ssl_set_idx < 0 || ssl_fail_idx < 0 || ctx_server_idx < 0) {
-        seterr(err, errlen, "tls: cannot register OpenSSL ex_data slots");
+        pt_seterr(err, errlen, "tls: cannot register OpenSSL ex_data slots");
         return NULL;
     }
     t = pt_calloc(1, sizeof(*t));
@@ -959,8 +943,8 @@ tls_server_new(const struct config_tls *cfg, char *err, size_t errlen)
     atomic_init(&t->rotate_at, UINT64_MAX);
     t->aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
     if (!t->aes || new_ticket_key(&t->keys[0]) != PT_OK) {
-        seterr(err, errlen, "tls: cannot set up session ticket keys: %s",
-               ERR_reason_error_string(ERR_peek_last_error()));
+        pt_seterr(err, errlen, "tls: cannot set up session ticket keys: %s",
+                  ERR_reason_error_string(ERR_peek_last_error()));
         ERR_clear_error();
         goto fail;
     }
