@@ -178,7 +178,7 @@ class ConnectionGone(Exception):
     pass
 
 
-class H2Client:
+class H2Client(helpers.SocketOwner):
     """An HTTP/2 client connection driven by the h2 library.
 
     settings: local SETTINGS to announce (dict of setting code -> value), e.g.
@@ -445,20 +445,8 @@ class H2Client:
     def frame_types(self):
         return [FRAME_NAMES.get(t, t) for _, t, _, _, _ in self.frames]
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class RawH2:
+class RawH2(helpers.SocketOwner):
     """HTTP/2 by hand: send frames as bytes, read the server's frames one by one.
 
     The server's SETTINGS are acknowledged, and DATA is returned to the windows with
@@ -627,15 +615,3 @@ class RawH2:
 
     def stream(self, sid):
         return self.streams.setdefault(sid, Stream(sid))
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

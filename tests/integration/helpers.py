@@ -395,7 +395,23 @@ def close_all_clients():
             pass
 
 
-class Client:
+class SocketOwner:
+    """Closes self.sock on close() and at the end of a with block."""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Client(SocketOwner):
     """One client connection with a buffered reader."""
 
     def __init__(self, port, host="127.0.0.1", timeout=IO_TIMEOUT, family=None):
@@ -423,18 +439,6 @@ class Client:
 
     def shutdown_write(self):
         self.sock.shutdown(socket.SHUT_WR)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def request(port, method="GET", target="/", host="example.com", headers=(), body=None,
