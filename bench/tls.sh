@@ -58,7 +58,7 @@ done
 if [ "$MODE" = quick ]; then
     : "${REPS:=1}" "${HS_N:=2000}" "${H2_N:=20000}" "${H1_N:=10000}" "${CELL_TIMEOUT:=30}"
 else
-    : "${REPS:=3}" "${HS_N:=8000}" "${H2_N:=150000}" "${H1_N:=80000}" "${CELL_TIMEOUT:=90}"
+    : "${REPS:=7}" "${HS_N:=4000}" "${H2_N:=60000}" "${H1_N:=40000}" "${CELL_TIMEOUT:=90}"
 fi
 : "${HS_C:=50}" "${H2_C:=10}" "${H2_M:=100}" "${H1_C:=50}" "${OTHER_MAX:=10}"
 TLS13_CIPHERS=${TLS13_CIPHERS-TLS_AES_128_GCM_SHA256}
@@ -494,6 +494,25 @@ med() {
 nused() { rounds "$1" "$2" | grep -c . || true; }
 nvalid() { awk -F'\t' -v r="$1" -v t="$2" '$1==r && $2==t && $4=="valid" && $5==1 {n++} END {print n+0}' "$RAW"; }
 firstv() { awk -F'\t' -v r="$1" -v t="$2" -v m="$3" '$1==r && $2==t && $4==m {print $5; exit}' "$RAW"; }
+# paired <row>: Portico / best peer within each round (cells a few seconds apart, so a change in
+# the machine's speed between rounds cancels out), as "median (min-max, k/n rounds >= 1.00)"
+paired() {
+    awk -F'\t' -v r="$1" '
+        $1==r && $4=="valid" {ok[$2 SUBSEP $3]=$5; reps[$3]=1}
+        $1==r && $4=="rps" {x[$2 SUBSEP $3]=$5}
+        END {
+            for (k in reps) {
+                p = ok["portico", k] == 1 ? x["portico", k] : ""
+                b = ""
+                if (ok["nginx", k] == 1) b = x["nginx", k]
+                if (ok["haproxy", k] == 1 && (b == "" || x["haproxy", k] + 0 > b + 0)) b = x["haproxy", k]
+                if (p != "" && p != "NA" && b != "" && b != "NA" && b > 0) print p / b
+            }
+        }' "$RAW" | sort -g | awk '{a[NR]=$1; if ($1 >= 0.995) k++}
+        END {if (!NR) {print "NA"; exit}
+             m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2
+             printf "%.2f (%.2f-%.2f, %d/%d rounds >= 1.00)\n", m, a[1], a[NR], k, NR}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="NA" || b=="NA" || b==0) print "NA"; else printf "%.2f", a/b}'; }
 bound() { # row target: true when the median cell was client-bound
     awk -v p="$(med "$1" "$2" cpu_pct)" -v l="$(med "$1" "$2" load_pct)" \
@@ -531,8 +550,8 @@ dirty=$(git -C "$top" status --porcelain -- src 2>/dev/null | grep -q . && echo 
         END {if (!NR) exit; printf "Other processes on the two CPUs during the cells: median %d%%, max %d%% of one CPU;", v[int((NR+1)/2)], v[NR]
              printf " %d of %d cells above OTHER_MAX=%d%% (left out of the medians where the same cell has a clean round; § = no clean round).\n", d, NR, x}'
     echo
-    echo "| row | nginx | HAProxy | Portico | Portico / best peer |"
-    echo "|---|---|---|---|---|"
+    echo "| row | nginx | HAProxy | Portico | Portico / best peer | paired, per round |"
+    echo "|---|---|---|---|---|---|"
     for row in "${ROWS[@]}"; do
         declare -A M=()
         for n in "${PEERS[@]}"; do M[$n]=$(med "$row" "$n" rps); done
@@ -552,10 +571,15 @@ dirty=$(git -C "$top" status --porcelain -- src 2>/dev/null | grep -q . && echo 
                 line+=" $s |"
             fi
         done
-        line+=" $(ratio "${M[portico]}" "${best:-NA}") |"
+        line+=" $(ratio "${M[portico]}" "${best:-NA}") | $(paired "$row") |"
         echo "$line"
         unset M
     done
+    echo
+    echo "Paired: in each round the three proxies run one after the other, seconds apart; the column is the"
+    echo "median over rounds of Portico's req/s over the best peer's in the same round. This VM's speed"
+    echo "drifts by up to a third over minutes (openssl speed on one CPU: 3.1 to 4.5 GB/s AES-128-GCM),"
+    echo "so per-round ratios are steadier than ratios of medians taken over different minutes."
     echo
     echo "‡ not bound by the proxy: the load CPU (h2load + origin) was >= 95% busy while the proxy used"
     echo "< 90% of its CPU, so this req/s is mostly the client's ceiling; the table below compares the"
