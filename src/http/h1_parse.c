@@ -5,12 +5,73 @@
 
 #include <string.h>
 
-/* Field value bytes (RFC 9110 5.5): HTAB, SP, VCHAR, obs-text. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* Field value bytes (RFC 9110 5.5): HTAB, SP, VCHAR, obs-text. skip_value_chars() tests the same
+ * set with vector compares: keep the two in step. */
 static const uint8_t value_char[256] = {
     ['\t'] = 1,
     [' ' ... '~'] = 1,
     [0x80 ... 0xff] = 1,
 };
+
+/* Returns the first byte of [p, end) that is not a value_char, or end. Never reads at or past
+ * end: 16 bytes are loaded only while 16 remain, the rest go through the table. */
+static inline const char *
+skip_value_chars(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    /* As signed bytes, 0x20..0x7E are those > 0x1F and < 0x7F, and obs-text 0x80..0xFF are the
+     * negative ones: their sign bit is all _mm_movemask_epi8 reads, so x itself marks them. */
+    const __m128i below_sp = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+    const __m128i htab = _mm_set1_epi8('\t');
+    while ((size_t)(end - p) >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i vchar_sp = _mm_and_si128(_mm_cmpgt_epi8(x, below_sp), _mm_cmplt_epi8(x, del));
+        __m128i ok = _mm_or_si128(_mm_or_si128(vchar_sp, _mm_cmpeq_epi8(x, htab)), x);
+        unsigned bad = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+        if (bad)
+            return p + __builtin_ctz(bad);
+        p += 16;
+    }
+#endif
+    while (p < end && value_char[(unsigned char)*p])
+        p++;
+    return p;
+}
+
+/* Returns the first byte of [p, end) that is not a tchar (http_tchar), or end. The vector loop
+ * only passes over the common name bytes, letters, digits and "-"; at any other byte the table
+ * loop takes over, so the set is http_tchar exactly. Never reads at or past end. */
+static inline const char *
+skip_tchars(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    const __m128i before_a = _mm_set1_epi8('a' - 1), after_z = _mm_set1_epi8('z' + 1);
+    const __m128i before_0 = _mm_set1_epi8('0' - 1), after_9 = _mm_set1_epi8('9' + 1);
+    const __m128i case_bit = _mm_set1_epi8(0x20), dash = _mm_set1_epi8('-');
+    while ((size_t)(end - p) >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* x | 0x20 is in 'a'..'z' exactly when x is a letter of either case; bytes >= 0x80
+         * stay negative as signed and fail the compare. */
+        __m128i lx = _mm_or_si128(x, case_bit);
+        __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(lx, before_a), _mm_cmplt_epi8(lx, after_z));
+        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(x, before_0), _mm_cmplt_epi8(x, after_9));
+        __m128i ok = _mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(x, dash));
+        unsigned other = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+        if (other) {
+            p += __builtin_ctz(other);
+            break;
+        }
+        p += 16;
+    }
+#endif
+    while (p < end && http_tchar[(unsigned char)*p])
+        p++;
+    return p;
+}
 
 /* Request-target bytes: VCHAR only (no SP, no CTL, no obs-text). */
 static const uint8_t target_char[256] = {
@@ -171,8 +232,7 @@ parse_fields(const char *buf, const char *p, const char *end, struct http_field 
         if (*p == ' ' || *p == '\t')
             FAIL(400, "obsolete line folding");
         const char *name = p;
-        while (p < end && http_tchar[(unsigned char)*p])
-            p++;
+        p = skip_tchars(p, end);
         if (p >= end)
             goto again;
         if (*p != ':') {
@@ -186,8 +246,7 @@ parse_fields(const char *buf, const char *p, const char *end, struct http_field 
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
         const char *val = p;
-        while (p < end && value_char[(unsigned char)*p])
-            p++;
+        p = skip_value_chars(p, end);
         if (p >= end)
             goto again;
         if (*p != '\r') {
@@ -557,8 +616,7 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
     r->status = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
     p += 4;
     r->reason = p;
-    while (p < end && value_char[(unsigned char)*p])
-        p++;
+    p = skip_value_chars(p, end);
     if (p >= end || (*p == '\r' && p + 1 >= end)) {
         if ((size_t)(p - buf) > lim->max_request_line)
             FAIL(502, "status line too long");

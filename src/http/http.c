@@ -94,3 +94,25 @@ http_list_has(const char *v, size_t len, const char *token)
     }
     return false;
 }
+
+/* Eight bytes at a time: per byte, the high bit of (b & 0x7f) + 0x3f is set from 'A' up and that
+ * of (b & 0x7f) + 0x25 from past 'Z' on (neither sum carries into the next byte); their
+ * difference, for bytes under 0x80, marks the capitals, which gain 0x20. */
+void
+http_lower_copy(char *dst, const char *src, size_t n)
+{
+    const uint64_t hi = 0x8080808080808080ull, lo7 = 0x7f7f7f7f7f7f7f7full;
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        uint64_t v;
+        memcpy(&v, src + k, 8);
+        uint64_t h7 = v & lo7;
+        uint64_t upper = ~v & hi & ((h7 + 0x3f3f3f3f3f3f3f3full) ^ (h7 + 0x2525252525252525ull));
+        v |= upper >> 2;
+        memcpy(dst + k, &v, 8);
+    }
+    for (; k < n; k++) {
+        char ch = src[k];
+        dst[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+}

@@ -34,6 +34,9 @@ enum http_method {
 /* Returns the reason phrase for <status> ("Unknown" when none is registered). */
 const char *http_reason(int status);
 
+/* Copies n bytes from src to dst with ASCII capitals lowercased (other bytes unchanged). */
+void http_lower_copy(char *dst, const char *src, size_t n);
+
 /* Case-insensitive comparison of <a>[0..alen) with the NUL-terminated lowercase <lower>.
  * Inline: with a literal <lower> its length is a constant, so most mismatches cost a compare. */
 static inline bool

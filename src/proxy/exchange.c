@@ -2204,6 +2204,39 @@ hidden(const struct config *cfg, const struct http_field *f)
     return false;
 }
 
+/* Where a response head goes: HTTP/1.1 text into the client's buffer, or, for an HTTP/2
+ * stream with nothing queued before it, field by field straight to the stream's HEADERS (no
+ * text written and parsed again in between). */
+struct head_out {
+    struct buf *b;
+    struct worker *w;
+    struct h2_stream *st; /* NULL: text */
+};
+
+static void
+ho_field(struct head_out *o, const char *n, size_t nl, const char *v, size_t vl)
+{
+    if (o->st)
+        h2_stream_head_field(o->st, n, nl, v, vl);
+    else
+        append_field(o->b, o->w, n, nl, v, vl);
+}
+
+#define HO_LIT(o, n, v) ho_field((o), (n), sizeof(n) - 1, (v), sizeof(v) - 1)
+
+static size_t
+u64_text(char out[24], uint64_t v)
+{
+    char tmp[24];
+    int i = 24;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, tmp + i, (size_t)(24 - i));
+    return (size_t)(24 - i);
+}
+
 /* Serializes the response head for the client from the parsed upstream head. */
 static void
 write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_out, bool close)
@@ -2212,16 +2245,21 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
     struct worker *w = c->w;
     const struct config *cfg = w->cfg;
     const struct header_rules *rules = x->route ? &x->route->response_headers : NULL;
-    struct buf *b = &c->wbuf;
+    struct head_out o = {.b = &c->wbuf, .w = w, .st = c->wbuf.len == 0 ? c->h2s : NULL};
 
-    APPEND_LIT(b, w, "HTTP/1.1 ");
-    append_u64(b, w, (uint64_t)h->status);
-    APPEND_LIT(b, w, " ");
-    if (h->reason_len)
-        append(b, w, h->reason, h->reason_len);
-    else
-        append_str(b, w, http_reason(h->status));
-    APPEND_LIT(b, w, "\r\n");
+    if (o.st) {
+        h2_stream_head_begin(o.st, h->status);
+    } else {
+        struct buf *b = &c->wbuf;
+        APPEND_LIT(b, w, "HTTP/1.1 ");
+        append_u64(b, w, (uint64_t)h->status);
+        APPEND_LIT(b, w, " ");
+        if (h->reason_len)
+            append(b, w, h->reason, h->reason_len);
+        else
+            append_str(b, w, http_reason(h->status));
+        APPEND_LIT(b, w, "\r\n");
+    }
 
     const struct http_field *connf[CONNF_MAX];
     bool hsts_sent = false; /* the server set its own Strict-Transport-Security */
@@ -2267,43 +2305,53 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
             continue;
         if (f->name_len == 25 && http_name_eq(n, 25, "strict-transport-security"))
             hsts_sent = true;
-        append_field(b, w, n, f->name_len, f->value, f->value_len);
+        ho_field(&o, n, f->name_len, f->value, f->value_len);
     }
     if (h->status == 101) {
-        APPEND_LIT(b, w, "Connection: upgrade\r\n");
+        HO_LIT(&o, "Connection", "upgrade");
     } else if (h->status >= 200) {
-        if (chunk_out)
-            APPEND_LIT(b, w, "Transfer-Encoding: chunked\r\n");
-        else if (h->content_length >= 0 && h->status != 204) {
-            APPEND_LIT(b, w, "Content-Length: ");
-            append_u64(b, w, (uint64_t)h->content_length);
-            APPEND_LIT(b, w, "\r\n");
+        if (chunk_out) {
+            HO_LIT(&o, "Transfer-Encoding", "chunked");
+        } else if (h->content_length >= 0 && h->status != 204) {
+            char num[24];
+            ho_field(&o, "Content-Length", 14, num, u64_text(num, (uint64_t)h->content_length));
         }
         if (close)
-            APPEND_LIT(b, w, "Connection: close\r\n");
+            HO_LIT(&o, "Connection", "close");
         else if (x->version_minor == 0)
-            APPEND_LIT(b, w, "Connection: keep-alive\r\n");
+            HO_LIT(&o, "Connection", "keep-alive");
     }
     if (x->rid_len && h->status >= 200)
-        append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
+        ho_field(&o, "X-Request-Id", 12, x->rid, x->rid_len);
     if (c->tls && c->tls->hsts && h->status >= 200 && !hsts_sent)
-        append_field(b, w, "Strict-Transport-Security", 25, c->tls->hsts, strlen(c->tls->hsts));
+        ho_field(&o, "Strict-Transport-Security", 25, c->tls->hsts, strlen(c->tls->hsts));
     if (x->set_cookie && h->status >= 200) {
         const struct config_sticky *st = &x->pool->up->sticky;
-        APPEND_LIT(b, w, "Set-Cookie: ");
-        append_str(b, w, st->cookie);
-        APPEND_LIT(b, w, "=");
-        append(b, w, x->srv->ls->token, 16);
-        APPEND_LIT(b, w, "; Path=/; HttpOnly");
+        struct buf v = {0};
+        append_str(&v, w, st->cookie);
+        APPEND_LIT(&v, w, "=");
+        append(&v, w, x->srv->ls->token, 16);
+        APPEND_LIT(&v, w, "; Path=/; HttpOnly");
         if (st->max_age) {
-            APPEND_LIT(b, w, "; Max-Age=");
-            append_u64(b, w, st->max_age);
+            APPEND_LIT(&v, w, "; Max-Age=");
+            append_u64(&v, w, st->max_age);
         }
-        APPEND_LIT(b, w, "\r\n");
+        ho_field(&o, "Set-Cookie", 10, buf_data(&v), v.len);
+        buf_release(&v, &w->bufs);
     }
-    if (rules && h->status >= 200)
-        append_rules(b, w, rules);
-    APPEND_LIT(b, w, "\r\n");
+    if (rules && h->status >= 200) {
+        for (uint32_t k = 0; k < rules->n; k++) {
+            const struct header_rule *hr = &rules->v[k];
+            if (hr->op != HEADER_REMOVE)
+                ho_field(&o, hr->name, strlen(hr->name), hr->value, strlen(hr->value));
+        }
+    }
+    if (o.st) {
+        /* the head is out of the exchange's hands: it counts as sent, as its text would */
+        x->bytes_out += h2_stream_head_end(o.st);
+    } else {
+        APPEND_LIT(&c->wbuf, w, "\r\n");
+    }
 }
 
 /* Parses the upstream's response head when it is complete. Returns PT_OK when the exchange
@@ -2861,6 +2909,8 @@ exchange_reap(struct worker *w)
             /* still on the run list (skipped there as closed): freed on the next turn */
             c->next = keep;
             keep = c;
+        } else if (c->h2s) {
+            h2_stream_destroy(c);
         } else {
             free(c);
         }

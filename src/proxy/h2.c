@@ -15,6 +15,7 @@
  * turn that completed their head, so a stream reset in the same read costs nothing upstream. */
 #include "proxy/h2.h"
 #include "core/log.h"
+#include "core/mcache.h"
 #include "http/http.h"
 
 #include <nghttp2/nghttp2.h>
@@ -47,6 +48,7 @@ struct h2_stream {
     bool deferred;   /* the data source waits for bytes (nghttp2_session_resume_data) */
     bool vc_closed;  /* the exchange side let go (client_close on the view) */
     bool ng_closed;  /* nghttp2 closed the stream */
+    bool broken;     /* a response head could not be submitted: writes fail */
 };
 
 struct h2_conn {
@@ -75,8 +77,6 @@ struct h2_conn {
 };
 
 static _Thread_local struct http_field resp_fields[WORKER_MAX_FIELDS];
-static _Thread_local nghttp2_nv resp_nv[WORKER_MAX_FIELDS + 1];
-static _Thread_local char resp_names[2 * BUF_SIZE];
 
 static inline struct worker *
 conn_w(const struct h2_conn *h)
@@ -254,12 +254,86 @@ split_head(const char *p, size_t len, int *status, struct http_field *f, uint32_
     }
 }
 
-/* Submits the HTTP/1.1 response heads waiting in the sink as HEADERS. PT_OK once the final
- * head is out, PT_EAGAIN while it is incomplete, PT_ERR when it cannot be translated. */
+/* The response head being built (h2_stream_head_*): :status, then the fields, names lowercased
+ * and values copied into head_text, so callers may pass values from short-lived storage. */
+static _Thread_local nghttp2_nv head_nv[WORKER_MAX_FIELDS + 2];
+static _Thread_local char head_text[2 * BUF_SIZE];
+static _Thread_local uint32_t head_n, head_used, head_h1len;
+static _Thread_local bool head_bad;
+
+void
+h2_stream_head_begin(struct h2_stream *st, int status)
+{
+    (void)st;
+    head_text[0] = (char)('0' + status / 100 % 10);
+    head_text[1] = (char)('0' + status / 10 % 10);
+    head_text[2] = (char)('0' + status % 10);
+    head_nv[0] =
+        (nghttp2_nv){(uint8_t *)":status", (uint8_t *)head_text, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    head_n = 1;
+    head_used = 3;
+    head_h1len = 19; /* "HTTP/1.1 NNN " and the final CRLFs, for the byte count */
+    head_bad = false;
+}
+
+void
+h2_stream_head_field(struct h2_stream *st, const char *n, size_t nl, const char *v, size_t vl)
+{
+    (void)st;
+    if (conn_specific(n, (uint32_t)nl))
+        return;
+    if (head_n == PT_ARRAY_LEN(head_nv) || nl + vl > sizeof(head_text) - head_used) {
+        head_bad = true;
+        return;
+    }
+    char *lc = head_text + head_used;
+    http_lower_copy(lc, n, nl);
+    char *val = lc + nl;
+    memcpy(val, v, vl);
+    head_used += (uint32_t)(nl + vl);
+    head_h1len += (uint32_t)(nl + vl + 4);
+    /* values that never repeat (request ids) or must not sit in the peer's table (cookies)
+     * stay out of HPACK's dynamic table */
+    uint8_t fl = (nl == 12 && memcmp(lc, "x-request-id", 12) == 0) ||
+                         (nl == 10 && memcmp(lc, "set-cookie", 10) == 0)
+                     ? NGHTTP2_NV_FLAG_NO_INDEX
+                     : NGHTTP2_NV_FLAG_NONE;
+    head_nv[head_n++] = (nghttp2_nv){(uint8_t *)lc, (uint8_t *)val, nl, vl, fl};
+}
+
+uint32_t
+h2_stream_head_end(struct h2_stream *st)
+{
+    struct h2_conn *h = st->conn;
+    int code = (head_text[0] - '0') * 100 + (head_text[1] - '0') * 10 + (head_text[2] - '0');
+    int rv = -1;
+    if (!head_bad && !st->ng_closed && !h->dead && !st->head_done) {
+        if (code < 200) {
+            rv = nghttp2_submit_headers(h->s, NGHTTP2_FLAG_NONE, st->id, NULL, head_nv, head_n,
+                                        NULL);
+        } else {
+            nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read_cb};
+            rv = nghttp2_submit_response(h->s, st->id, head_nv, head_n, &prd);
+            st->head_done = rv == 0;
+        }
+    }
+    if (rv != 0) {
+        if (!st->ng_closed && !h->dead)
+            log_warn("client %s: HTTP/2 stream %d: response head cannot be sent", h->c->peer,
+                     st->id);
+        st->broken = true;
+        return 0;
+    }
+    conn_wake(h);
+    return head_h1len;
+}
+
+/* Submits the HTTP/1.1 response heads waiting in the sink (local replies, heads that followed
+ * other queued bytes) as HEADERS. PT_OK once the final head is out, PT_EAGAIN while it is
+ * incomplete, PT_ERR when it cannot be translated. */
 static int
 sink_heads(struct h2_stream *st)
 {
-    struct h2_conn *h = st->conn;
     while (!st->head_done && st->sink.len) {
         int code;
         uint32_t nf;
@@ -269,41 +343,11 @@ sink_heads(struct h2_stream *st)
             return st->sink.len >= 2 * BUF_SIZE ? PT_ERR : PT_EAGAIN;
         if (hl < 0)
             return PT_ERR;
-        char status[3] = {(char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
-                          (char)('0' + code % 10)};
-        uint32_t n = 0, used = 0;
-        resp_nv[n++] =
-            (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
-        for (uint32_t i = 0; i < nf; i++) {
-            const struct http_field *f = &resp_fields[i];
-            if (conn_specific(f->name, f->name_len))
-                continue;
-            if (used + f->name_len > sizeof(resp_names))
-                return PT_ERR;
-            char *lc = resp_names + used;
-            for (uint32_t k = 0; k < f->name_len; k++) {
-                char ch = f->name[k];
-                lc[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-            }
-            used += f->name_len;
-            /* values that never repeat (request ids) or must not sit in the peer's table
-             * (cookies) stay out of HPACK's dynamic table */
-            uint8_t fl = (f->name_len == 12 && memcmp(lc, "x-request-id", 12) == 0) ||
-                                 (f->name_len == 10 && memcmp(lc, "set-cookie", 10) == 0)
-                             ? NGHTTP2_NV_FLAG_NO_INDEX
-                             : NGHTTP2_NV_FLAG_NONE;
-            resp_nv[n++] =
-                (nghttp2_nv){(uint8_t *)lc, (uint8_t *)f->value, f->name_len, f->value_len, fl};
-        }
-        int rv;
-        if (code < 200) {
-            rv = nghttp2_submit_headers(h->s, NGHTTP2_FLAG_NONE, st->id, NULL, resp_nv, n, NULL);
-        } else {
-            nghttp2_data_provider prd = {.source.ptr = st, .read_callback = data_read_cb};
-            rv = nghttp2_submit_response(h->s, st->id, resp_nv, n, &prd);
-            st->head_done = true;
-        }
-        if (rv != 0)
+        h2_stream_head_begin(st, code);
+        for (uint32_t i = 0; i < nf; i++)
+            h2_stream_head_field(st, resp_fields[i].name, resp_fields[i].name_len,
+                                 resp_fields[i].value, resp_fields[i].value_len);
+        if (h2_stream_head_end(st) == 0)
             return PT_ERR;
         buf_consume(&st->sink, (uint32_t)hl);
     }
@@ -316,6 +360,10 @@ h2_stream_writev(struct h2_stream *st, const struct iovec *iov, int n)
     struct h2_conn *h = st->conn;
     if (st->ng_closed || h->dead) {
         errno = EPIPE;
+        return -1;
+    }
+    if (st->broken) {
+        errno = EPROTO;
         return -1;
     }
     uint32_t room = st->sink.len < H2_SINK_MAX ? H2_SINK_MAX - st->sink.len : 0;
@@ -332,7 +380,10 @@ h2_stream_writev(struct h2_stream *st, const struct iovec *iov, int n)
         copied += k;
     }
     if (!st->head_done && sink_heads(st) == PT_ERR) {
-        log_warn("client %s: HTTP/2 stream %d: response head cannot be sent", h->c->peer, st->id);
+        if (!st->broken)
+            log_warn("client %s: HTTP/2 stream %d: response head cannot be sent", h->c->peer,
+                     st->id);
+        st->broken = true;
         errno = EPROTO;
         return -1;
     }
@@ -394,6 +445,12 @@ stream_let_go(struct h2_stream *st)
         st->vc_closed = true;
         st->conn->nlive--;
     }
+}
+
+void
+h2_stream_destroy(struct client *vc)
+{
+    mcache_free(&vc->w->mem, vc->h2s);
 }
 
 void
@@ -622,7 +679,9 @@ on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    struct h2_stream *st = pt_calloc(1, sizeof(*st));
+    struct h2_stream *st = mcache_calloc(&w->mem, 1, sizeof(*st));
+    if (!st)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     st->conn = h;
     st->id = frame->hd.stream_id;
     client_init_stream(&st->vc, h->c, st);
@@ -818,17 +877,37 @@ conn_timer(struct h2_conn *h)
     }
 }
 
-void
-h2_conn_start(struct client *c)
+/* nghttp2's allocations (stream state, frames, header buffers: several per request) come
+ * from the worker's block cache. */
+static void *
+mem_malloc(size_t n, void *ud)
 {
-    const struct config *cfg = c->w->cfg;
-    struct h2_conn *h = pt_calloc(1, sizeof(*h));
-    h->c = c;
-    c->h2c = h;
-    c->state = CS_H2;
-    h->allowance = (int64_t)cfg->http2.max_resets * 10000;
-    h->allowance_ms = loop_clock_us() / 1000;
+    return mcache_alloc(ud, n);
+}
 
+static void
+mem_free(void *p, void *ud)
+{
+    mcache_free(ud, p);
+}
+
+static void *
+mem_calloc(size_t nmemb, size_t size, void *ud)
+{
+    return mcache_calloc(ud, nmemb, size);
+}
+
+static void *
+mem_realloc(void *p, size_t n, void *ud)
+{
+    return mcache_realloc(ud, p, n);
+}
+
+/* The callbacks and options every session of the worker shares. */
+static void
+session_setup(struct worker *w)
+{
+    const struct config *cfg = w->cfg;
     nghttp2_session_callbacks *cb;
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_send_callback(cb, send_cb);
@@ -847,9 +926,47 @@ h2_conn_start(struct client *c)
     nghttp2_option_set_stream_reset_rate_limit(opt, 2ull * cfg->http2.max_resets,
                                                cfg->http2.max_resets / 5 + 1);
     nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS + 1);
-    nghttp2_session_server_new2(&h->s, cb, h, opt);
-    nghttp2_option_del(opt);
-    nghttp2_session_callbacks_del(cb);
+    w->h2_callbacks = cb;
+    w->h2_options = opt;
+}
+
+void
+h2_worker_fini(struct worker *w)
+{
+    if (w->h2_callbacks)
+        nghttp2_session_callbacks_del(w->h2_callbacks);
+    if (w->h2_options)
+        nghttp2_option_del(w->h2_options);
+    w->h2_callbacks = NULL;
+    w->h2_options = NULL;
+}
+
+void
+h2_conn_start(struct client *c)
+{
+    const struct config *cfg = c->w->cfg;
+    struct h2_conn *h = pt_calloc(1, sizeof(*h));
+    h->c = c;
+    c->h2c = h;
+    c->state = CS_H2;
+    h->allowance = (int64_t)cfg->http2.max_resets * 10000;
+    h->allowance_ms = loop_clock_us() / 1000;
+
+    struct worker *w = c->w;
+    if (!w->h2_callbacks)
+        session_setup(w);
+    nghttp2_mem mem = {.mem_user_data = &w->mem,
+                       .malloc = mem_malloc,
+                       .free = mem_free,
+                       .calloc = mem_calloc,
+                       .realloc = mem_realloc};
+    if (nghttp2_session_server_new3(&h->s, w->h2_callbacks, h, w->h2_options, &mem) != 0) {
+        log_warn("client %s: HTTP/2 session: out of memory", c->peer);
+        c->h2c = NULL;
+        free(h);
+        client_close(c);
+        return;
+    }
 
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->http2.window},

@@ -38,8 +38,23 @@ void h2_conn_free(struct client *c);
 /* The xio calls of a stream's view (see struct xio). */
 ssize_t h2_stream_read(struct h2_stream *s, void *p, size_t n);
 ssize_t h2_stream_writev(struct h2_stream *s, const struct iovec *iov, int n);
+/* A response head passed as fields rather than HTTP/1.1 text: begin with the status, add each
+ * field (connection-specific ones are dropped, names lowercased; values are copied), end
+ * submits it (an interim head for status < 200). End returns the size the head would have had
+ * as HTTP/1.1 text, for byte counts, or 0 when it could not be sent: the stream's writes then
+ * fail. Only while no other response bytes wait in the view's buffer. */
+void h2_stream_head_begin(struct h2_stream *s, int status);
+void h2_stream_head_field(struct h2_stream *s, const char *n, size_t nl, const char *v, size_t vl);
+uint32_t h2_stream_head_end(struct h2_stream *s);
+
 /* The response is complete. */
 void h2_stream_shutdown(struct h2_stream *s);
+
+/* Frees what the worker's sessions shared (callbacks, options); after its last session. */
+void h2_worker_fini(struct worker *w);
+
+/* Frees a stream's view once the worker is done with it (the dead list, exchange_reap). */
+void h2_stream_destroy(struct client *vc);
 
 /* Called by client_close on a stream's view: the exchange side is done with the stream. */
 void h2_stream_release(struct client *vc);

@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "net/sock.h"
 #include "proxy/exchange.h"
+#include "proxy/h2.h"
 #include "proxy/upstream.h"
 
 #include <errno.h>
@@ -38,7 +39,7 @@ static void
 on_housekeeping(struct loop_timer *t)
 {
     struct worker *w = PT_CONTAINER_OF(t, struct worker, housekeeping);
-    uint32_t n = buf_pool_trim(&w->bufs, 16) + exchange_trim_cache(w, 16);
+    uint32_t n = buf_pool_trim(&w->bufs, 16) + exchange_trim_cache(w, 16) + mcache_trim(&w->mem);
     if (n)
         malloc_trim(0);
     loop_timer_set(&w->loop, t, 1000);
@@ -178,6 +179,8 @@ worker_free(struct worker *w)
     free(w->listeners);
     free(w->pools);
     exchange_free_cache(w);
+    h2_worker_fini(w);
+    mcache_fini(&w->mem);
     buf_pool_fini(&w->bufs);
     loop_fini(&w->loop);
     free(w);

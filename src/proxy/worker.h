@@ -7,10 +7,14 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/loop.h"
+#include "core/mcache.h"
 #include "http/http.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+
+struct nghttp2_session_callbacks;
+struct nghttp2_option;
 
 struct client;
 struct exchange;
@@ -41,6 +45,9 @@ struct worker {
     struct listener *listeners;
     uint32_t nlisteners;
     struct buf_pool bufs;
+    struct mcache mem; /* small blocks for HTTP/2 sessions and streams */
+    struct nghttp2_session_callbacks *h2_callbacks; /* built once, shared by the sessions */
+    struct nghttp2_option *h2_options;
     struct client *clients; /* all open client connections (doubly linked) */
     uint32_t nclients;
     struct upool *pools;     /* one per config upstream */

@@ -398,6 +398,39 @@ def test_response_fields_lowercase_server_hidden_hop_by_hop_dropped(h2p, make_ra
     assert st.all("set-cookie") == ["a=1", "b=2"]
 
 
+def test_fields_portico_adds_and_interim_heads(h2p, make_raw, cert):
+    """The head Portico builds for a stream carries what it adds itself (request id, the
+    route's response rules, the sticky cookie, HSTS on the TLS listener, the Content-Length),
+    lowercased, and a 103 from the origin arrives as a non-final HEADERS before the response."""
+    raw = make_raw(lambda cid, i, req: [
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Frame-Options: SAMEORIGIN\r\n"
+        b"X-Remove-Me: 1\r\n\r\nhello"])
+    p = h2p(upstream=raw, tls={"hsts": "max-age=600"},
+            routes=[{"proxy": "app", "response_headers": {
+                "remove": ["X-Remove-Me"], "set": {"X-Frame-Options": "DENY"},
+                "add": {"X-Added-By-Route": "Yes"}}}],
+            upstreams={"app": {"servers": [raw.addr], "balance": "sticky"}})
+    for kind in ("h2c", "tls"):
+        with client(p, cert, kind) as c:
+            st = c.request("GET", "/fields")
+        assert st.status == 200 and st.ended and st.body == b"hello", st
+        assert_lowercase(st)
+        assert [dict((n.decode(), v.decode()) for n, v in f).get(":status")
+                for f in st.informational] == ["103"], st.informational
+        assert st.header("content-length") == "5"
+        assert st.all("x-frame-options") == ["DENY"]
+        assert st.header("x-added-by-route") == "Yes"
+        assert st.header("x-remove-me") is None
+        assert re.fullmatch(r"[0-9a-f]{32}", st.header("x-request-id") or ""), st.headers
+        cookie = st.header("set-cookie") or ""
+        assert re.match(r"[A-Za-z0-9_]+=[0-9a-f]{16}; Path=/; HttpOnly", cookie), st.headers
+        if kind == "tls":
+            assert st.header("strict-transport-security") == "max-age=600"
+        else:
+            assert st.header("strict-transport-security") is None
+
+
 def test_truncated_upstream_response_resets_stream(h2p, origin):
     """The origin promises 100 bytes, sends 10 and closes: the stream must end with
     RST_STREAM, never END_STREAM (a truncated body must not look complete)."""

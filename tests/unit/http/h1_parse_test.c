@@ -1133,6 +1133,422 @@ test_response_conn_and_limits(void)
                  PT_OK);
 }
 
+/* ---- scans of values, names and reason phrases at every offset (vector and table paths) ---- */
+
+/* The parser scans 16 bytes at a time while 16 remain and byte by byte after that, so these
+ * tests put each interesting byte at every offset of lengths 0..40 (under, at and over one and
+ * two blocks) and move the end of the buffer with a padding field of 0..16 bytes: every byte
+ * meets both paths and every position within a block. The oracles below are written from the
+ * RFC grammar, not from the parser's tables. */
+
+/* RFC 9110 5.5: field-value bytes are HTAB, SP, VCHAR (0x21..0x7E) and obs-text (0x80..0xFF).
+ * RFC 9112 4: reason-phrase uses the same set. */
+static bool
+oracle_value_byte(unsigned c)
+{
+    return c == '\t' || (c >= 0x20 && c <= 0x7e) || c >= 0x80;
+}
+
+/* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_"
+ * / "`" / "|" / "~" / DIGIT / ALPHA. */
+static bool
+oracle_tchar(unsigned c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", (int)c) != NULL);
+}
+
+/* Value bytes that are not allowed: NUL, other CTLs (including both ends of 0x01..0x1F around
+ * HTAB), DEL, and the line-end bytes, which have their own errors. */
+static const unsigned char bad_value_bytes[] = {0x00, 0x01, 0x08, 0x0a, 0x0b, 0x0d, 0x1f, 0x7f};
+/* Allowed ones at the edges of the ranges: HTAB, SP, "!", "~", obs-text. */
+static const unsigned char good_value_bytes[] = {'\t', ' ', '!', '~', 0x80, 0x81, 0xfe, 0xff};
+/* Valid filler with every class in it (SP inside, obs-text, VCHAR). */
+static const char value_fill[] = "v\x80~ !\xff"
+                                 "a\xc3\xa9";
+
+static void
+fill(char *out, size_t n, const char *pat)
+{
+    size_t pl = strlen(pat);
+    for (size_t i = 0; i < n; i++)
+        out[i] = pat[i % pl];
+}
+
+/* The span of <v>[0..n) without leading and trailing SP / HTAB (RFC 9112 5: OWS). */
+static void
+trim_ows(const char **v, size_t *n)
+{
+    while (*n && ((*v)[0] == ' ' || (*v)[0] == '\t')) {
+        (*v)++;
+        (*n)--;
+    }
+    while (*n && ((*v)[*n - 1] == ' ' || (*v)[*n - 1] == '\t'))
+        (*n)--;
+}
+
+/* "GET / HTTP/1.1\r\nHost: a\r\n" <name> ": " <value> "\r\n" [ "P: " <pad-1 bytes> "\r\n" ]
+ * "\r\n": <pad> moves the end of the buffer relative to the value (0: no padding field). */
+static size_t
+build_field_req(char *out, const char *name, size_t nlen, const char *val, size_t vlen, size_t pad)
+{
+    size_t n = 0;
+    memcpy(out, "GET / HTTP/1.1\r\nHost: a\r\n", 25);
+    n = 25;
+    memcpy(out + n, name, nlen);
+    n += nlen;
+    memcpy(out + n, ": ", 2);
+    n += 2;
+    memcpy(out + n, val, vlen);
+    n += vlen;
+    memcpy(out + n, "\r\n", 2);
+    n += 2;
+    if (pad) {
+        memcpy(out + n, "P: ", 3);
+        n += 3;
+        memset(out + n, 'p', pad - 1);
+        n += pad - 1;
+        memcpy(out + n, "\r\n", 2);
+        n += 2;
+    }
+    memcpy(out + n, "\r\n", 2);
+    return n + 2;
+}
+
+/* Parses a request whose X field has value <val>: checks the value span when every byte is
+ * allowed, otherwise the 400 and the error for the first byte that is not. */
+static void
+check_value(int line, const char *val, size_t vlen, size_t pad)
+{
+    char buf[512];
+    size_t n = build_field_req(buf, "X", 1, val, vlen, pad);
+    size_t i = 0;
+    while (i < vlen && oracle_value_byte((unsigned char)val[i]))
+        i++;
+    if (i == vlen) {
+        if (!expect_req_lim(line, buf, n, &lim_def, FIELDS_MAX, PT_OK, 0))
+            return;
+        const char *want = val;
+        size_t wn = vlen;
+        trim_ows(&want, &wn);
+        CHECK_EQ_INT(req.nfields, pad ? 3 : 2);
+        check_span(line, fbuf[1].value, fbuf[1].value_len, want, wn);
+        CHECK(in_cur(fbuf[1].value, fbuf[1].value_len, n));
+        return;
+    }
+    if (!expect_req_lim(line, buf, n, &lim_def, FIELDS_MAX, PT_ERR, 400))
+        return;
+    const char *want = val[i] == '\n'   ? "bare LF"
+                       : val[i] == '\r' ? "bare CR"
+                                        : "invalid character in field value";
+    if (strcmp(req.error, want) != 0) {
+        fprintf(stderr, "%s:%d: error \"%s\", want \"%s\" for ", __FILE__, line, req.error, want);
+        dump(buf, n);
+        fputc('\n', stderr);
+        test_failed_checks++;
+    }
+}
+
+/* A value of <len> filler bytes with <c> at <pos> (pos == len: just after the value, before
+ * the CRLF), for every padding. */
+static void
+check_value_byte_at(int line, size_t len, size_t pos, unsigned char c)
+{
+    char val[64];
+    fill(val, len, value_fill);
+    val[pos] = (char)c;
+    for (size_t pad = 0; pad <= 16; pad++)
+        check_value(line, val, pos == len ? len + 1 : len, pad);
+}
+
+/* RFC 9110 5.5: NUL, CTLs and DEL are not field-value bytes; a CR not followed by LF and a lone
+ * LF are errors of their own (RFC 9112 2.2). */
+static void
+test_value_bad_byte_every_offset(void)
+{
+    for (size_t len = 0; len <= 40; len++)
+        for (size_t pos = 0; pos <= len; pos++)
+            for (size_t b = 0; b < sizeof(bad_value_bytes); b++)
+                check_value_byte_at(__LINE__, len, pos, bad_value_bytes[b]);
+}
+
+/* RFC 9110 5.5: HTAB, SP, VCHAR and obs-text are accepted wherever they are (OWS at either end
+ * is not part of the value). */
+static void
+test_value_good_byte_every_offset(void)
+{
+    for (size_t len = 0; len <= 40; len++) {
+        char val[64];
+        fill(val, len, value_fill);
+        for (size_t pad = 0; pad <= 16; pad++)
+            check_value(__LINE__, val, len, pad);
+        for (size_t pos = 0; pos < len; pos++)
+            for (size_t b = 0; b < sizeof(good_value_bytes); b++)
+                check_value_byte_at(__LINE__, len, pos, good_value_bytes[b]);
+    }
+}
+
+/* Every byte value at every offset of a 40-byte value, against the RFC 9110 5.5 set. */
+static void
+test_value_all_bytes(void)
+{
+    for (unsigned c = 0; c < 256; c++)
+        for (size_t pos = 0; pos <= 40; pos++) {
+            char val[64];
+            fill(val, 40, value_fill);
+            val[pos] = (char)c;
+            check_value(__LINE__, val, pos == 40 ? 41 : 40, 0);
+            check_value(__LINE__, val, pos == 40 ? 41 : 40, 9);
+        }
+}
+
+/* The first bad byte decides the error, however many follow in the same 16 bytes or later. */
+static void
+test_value_first_bad_byte_wins(void)
+{
+    static const unsigned char first[] = {0x01, '\n', '\r', 0x7f, 0x00};
+    static const unsigned char then[] = {'\n', 0x00, 0x7f, 0x1f};
+    for (size_t i = 0; i < 40; i++)
+        for (size_t j = i + 1; j < 40; j++)
+            for (size_t a = 0; a < sizeof(first); a++)
+                for (size_t b = 0; b < sizeof(then); b++) {
+                    if (first[a] == '\r' && then[b] == '\n' && j == i + 1)
+                        continue; /* that is a line end */
+                    char val[64];
+                    fill(val, 40, value_fill);
+                    val[i] = (char)first[a];
+                    val[j] = (char)then[b];
+                    check_value(__LINE__, val, 40, 0);
+                }
+}
+
+/* RFC 9112 2.1, 5: a head cut anywhere inside a long value (in a block of 16 or in the tail)
+ * needs more bytes, and parses once complete; with a bad byte, every cut before it still needs
+ * more bytes and every cut after it is the error. */
+static void
+test_value_split_every_offset(void)
+{
+    char val[200], buf[512];
+    fill(val, sizeof(val), value_fill);
+    val[100] = '\t';
+    size_t n = build_field_req(buf, "X-Long", 6, val, sizeof(val), 0);
+    expect_prefixes_lim(__LINE__, buf, n, &lim_def);
+    if (req.nfields == 2)
+        check_span(__LINE__, fbuf[1].value, fbuf[1].value_len, val, sizeof(val));
+
+    static const size_t at[] = {0, 1, 14, 15, 16, 17, 31, 32, 33, 100, 183, 184, 199};
+    static const unsigned char bad[] = {0x00, 0x7f, '\n', 0x1f};
+    for (size_t k = 0; k < PT_ARRAY_LEN(at); k++)
+        for (size_t b = 0; b < sizeof(bad); b++) {
+            fill(val, sizeof(val), value_fill);
+            val[at[k]] = (char)bad[b];
+            n = build_field_req(buf, "X-Long", 6, val, sizeof(val), 0);
+            size_t bad_off = 25 + 6 + 2 + at[k];
+            for (size_t len = 25; len < n; len++) {
+                int rc = parse_req_lim(buf, len, &lim_def, FIELDS_MAX);
+                int want = len <= bad_off ? PT_EAGAIN : PT_ERR;
+                if (rc != want || (rc == PT_ERR && req.error_status != 400)) {
+                    fail_input(__LINE__, "request prefix", buf, len, want, 400, rc,
+                               req.error_status, req.error);
+                    break;
+                }
+            }
+        }
+}
+
+/* RFC 9110 5.1, 5.6.2: a field name is a token. A name of <len> bytes with <c> at <pos>. */
+static void
+check_name_byte_at(int line, const char *pat, size_t len, size_t pos, unsigned char c)
+{
+    char name[64], buf[512];
+    fill(name, len, pat);
+    name[pos] = (char)c;
+    for (size_t pad = 0; pad <= 16; pad += 16) {
+        size_t n = build_field_req(buf, name, len, "v", 1, pad);
+        int want_rc = PT_ERR;
+        const char *want_err = "invalid character in field name";
+        if (oracle_tchar(c) || (c == ':' && pos > 0)) {
+            want_rc = PT_OK;
+        } else if (pos == 0) {
+            if (c == '\r')
+                want_err = "bare CR";
+            else if (c == '\n')
+                want_err = "bare LF";
+            else if (c == ' ' || c == '\t')
+                want_err = "obsolete line folding";
+            else if (c == ':')
+                want_err = "empty field name";
+        } else if (c == ' ' || c == '\t') {
+            want_err = "whitespace before colon";
+        }
+        if (!expect_req_lim(line, buf, n, &lim_def, FIELDS_MAX, want_rc, 400))
+            continue;
+        if (want_rc == PT_ERR) {
+            if (strcmp(req.error, want_err) != 0) {
+                fprintf(stderr, "%s:%d: error \"%s\", want \"%s\" for ", __FILE__, line, req.error,
+                        want_err);
+                dump(buf, n);
+                fputc('\n', stderr);
+                test_failed_checks++;
+            }
+            continue;
+        }
+        /* A colon ends the name early and the rest of the line is the value. */
+        size_t nl = c == ':' ? pos : len;
+        check_span(line, fbuf[1].name, fbuf[1].name_len, name, nl);
+        if (c == ':') {
+            char want[80];
+            size_t wl = len - pos - 1;
+            memcpy(want, name + pos + 1, wl);
+            memcpy(want + wl, ": v", 3);
+            const char *w = want;
+            wl += 3;
+            trim_ows(&w, &wl);
+            check_span(line, fbuf[1].value, fbuf[1].value_len, w, wl);
+        } else {
+            CHECK_SPAN(fbuf[1].value, fbuf[1].value_len, "v");
+        }
+    }
+}
+
+static void
+test_name_every_offset(void)
+{
+    /* The edges of the letter, digit and "-" ranges, the other tchar symbols, separators. */
+    static const unsigned char bytes[] = {
+        0x00, 0x01, '\t', '\n', '\r', ' ', '!', '"',  '#',  '(',  ')',  ',',  '-',  '.',
+        '/',  '0',  '9',  ':',  ';',  '<', '@', 'A',  'Z',  '[',  '\\', ']',  '^',  '_',
+        '`',  'a',  'z',  '{',  '|',  '}', '~', 0x7f, 0x80, 0xc1, 0xda, 0xe1, 0xfa, 0xff,
+    };
+    /* Names of letters, digits and "-" only, and names with other tchar symbols in them. */
+    static const char *pats[] = {"Xa-Z09mq", "x_y.z!~'"};
+    for (size_t p = 0; p < PT_ARRAY_LEN(pats); p++)
+        for (size_t len = 1; len <= 40; len++)
+            for (size_t pos = 0; pos < len; pos++)
+                for (size_t b = 0; b < sizeof(bytes); b++)
+                    check_name_byte_at(__LINE__, pats[p], len, pos, bytes[b]);
+    for (unsigned c = 0; c < 256; c++)
+        for (size_t pos = 0; pos < 20; pos++)
+            check_name_byte_at(__LINE__, pats[0], 20, pos, (unsigned char)c);
+
+    /* The first bad byte decides: a bad byte then whitespace, then the colon. */
+    char buf[512];
+    for (size_t i = 0; i < 39; i++) {
+        char name[40];
+        fill(name, 40, "Xa-Z09mq");
+        name[i] = '@';
+        name[39] = ' ';
+        size_t n = build_field_req(buf, name, 40, "v", 1, 0);
+        if (expect_req_lim(__LINE__, buf, n, &lim_def, FIELDS_MAX, PT_ERR, 400))
+            CHECK(strcmp(req.error, "invalid character in field name") == 0);
+    }
+    /* A head cut anywhere inside a long name needs more bytes. */
+    char name[100];
+    fill(name, sizeof(name), "Sec-Fetch-Dest-9");
+    name[50] = '_';
+    size_t n = build_field_req(buf, name, sizeof(name), "v", 1, 0);
+    expect_prefixes_lim(__LINE__, buf, n, &lim_def);
+    if (req.nfields == 2)
+        check_span(__LINE__, fbuf[1].name, fbuf[1].name_len, name, sizeof(name));
+}
+
+/* RFC 9112 4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ), possibly empty. */
+static void
+check_reason(int line, const char *rs, size_t rlen, size_t pad)
+{
+    char buf[512];
+    size_t n = 0;
+    memcpy(buf, "HTTP/1.1 200 ", 13);
+    n = 13;
+    memcpy(buf + n, rs, rlen);
+    n += rlen;
+    memcpy(buf + n, "\r\n", 2);
+    n += 2;
+    if (pad) {
+        memcpy(buf + n, "P: ", 3);
+        n += 3;
+        memset(buf + n, 'p', pad - 1);
+        n += pad - 1;
+        memcpy(buf + n, "\r\n", 2);
+        n += 2;
+    }
+    memcpy(buf + n, "\r\n", 2);
+    n += 2;
+    size_t i = 0;
+    while (i < rlen && oracle_value_byte((unsigned char)rs[i]))
+        i++;
+    int rc = parse_resp_lim(buf, n, &lim_def, HTTP_M_GET);
+    if (i == rlen) {
+        if (rc != PT_OK) {
+            fail_input(line, "response", buf, n, PT_OK, 0, rc, resp.error_status, resp.error);
+            return;
+        }
+        check_span(line, resp.reason, resp.reason_len, rs, rlen);
+        CHECK_EQ_INT(resp.nfields, pad ? 1 : 0);
+        return;
+    }
+    if (rc != PT_ERR || resp.error_status != 502 || strcmp(resp.error, "malformed status line")) {
+        fail_input(line, "response", buf, n, PT_ERR, 502, rc, resp.error_status, resp.error);
+        return;
+    }
+    /* Every cut before the bad byte needs more bytes. */
+    for (size_t len = 13; len <= 13 + i; len++) {
+        rc = parse_resp_lim(buf, len, &lim_def, HTTP_M_GET);
+        if (rc != PT_EAGAIN) {
+            fail_input(line, "response prefix", buf, len, PT_EAGAIN, 0, rc, resp.error_status,
+                       resp.error);
+            return;
+        }
+    }
+}
+
+static void
+test_reason_every_offset(void)
+{
+    char rs[64];
+    for (size_t len = 0; len <= 40; len++) {
+        fill(rs, len, value_fill);
+        for (size_t pad = 0; pad <= 16; pad++)
+            check_reason(__LINE__, rs, len, pad);
+        for (size_t pos = 0; pos <= len; pos++) {
+            for (size_t b = 0; b < sizeof(bad_value_bytes) + sizeof(good_value_bytes); b++) {
+                unsigned char c = b < sizeof(bad_value_bytes)
+                                      ? bad_value_bytes[b]
+                                      : good_value_bytes[b - sizeof(bad_value_bytes)];
+                if (pos == len && oracle_value_byte(c))
+                    continue;
+                fill(rs, len, value_fill);
+                rs[pos] = (char)c;
+                for (size_t pad = 0; pad <= 16; pad += 4)
+                    check_reason(__LINE__, rs, pos == len ? len + 1 : len, pad);
+            }
+        }
+    }
+    for (unsigned c = 0; c < 256; c++)
+        for (size_t pos = 0; pos < 40; pos++) {
+            fill(rs, 40, value_fill);
+            rs[pos] = (char)c;
+            check_reason(__LINE__, rs, 40, 0);
+        }
+    /* A status line cut anywhere inside a long reason needs more bytes. */
+    char buf[300];
+    memcpy(buf, "HTTP/1.1 200 ", 13);
+    fill(buf + 13, 200, value_fill);
+    memcpy(buf + 213, "\r\n\r\n", 4);
+    for (size_t len = 0; len < 217; len++) {
+        int rc = parse_resp_lim(buf, len, &lim_def, HTTP_M_GET);
+        if (rc != PT_EAGAIN) {
+            fail_input(__LINE__, "response prefix", buf, len, PT_EAGAIN, 0, rc, resp.error_status,
+                       resp.error);
+            break;
+        }
+    }
+    if (parse_resp_lim(buf, 217, &lim_def, HTTP_M_GET) == PT_OK)
+        check_span(__LINE__, resp.reason, resp.reason_len, buf + 13, 200);
+    else
+        CHECK(0);
+}
+
 /* ---- shared helpers of http.h ------------------------------------------------------------ */
 
 static void
@@ -1192,6 +1608,13 @@ main(void)
     RUN(test_response_body_kinds);
     RUN(test_response_framing_errors);
     RUN(test_response_conn_and_limits);
+    RUN(test_value_bad_byte_every_offset);
+    RUN(test_value_good_byte_every_offset);
+    RUN(test_value_all_bytes);
+    RUN(test_value_first_bad_byte_wins);
+    RUN(test_value_split_every_offset);
+    RUN(test_name_every_offset);
+    RUN(test_reason_every_offset);
     RUN(test_http_helpers);
     free(cur);
     TEST_MAIN_END();
