@@ -1,7 +1,9 @@
 /* Event loop implementation: epoll (edge-triggered), timer heap with lazy re-arm, eventfd. */
 #include "core/loop.h"
 
+#ifndef LOOP_SPIN_US
 #define LOOP_SPIN_US 50 /* see loop_run */
+#endif
 
 #include <errno.h>
 #include <stdlib.h>

@@ -288,7 +288,7 @@ xio_read(struct xio io, void *p, size_t n)
     if (io.h2)
         return h2_stream_read(io.h2, p, n);
     if (!io.ssl)
-        return read(io.fd, p, n);
+        return recv(io.fd, p, n, 0); /* recv/send: no VFS layer on the way to the socket */
     ERR_clear_error();
     int r = SSL_read(io.ssl, p, (int)PT_MIN(n, (size_t)INT_MAX));
     return r > 0 ? r : tls_result(io.ssl, r);
@@ -304,8 +304,12 @@ xio_writev(struct xio io, const struct iovec *iov, int n)
 {
     if (io.h2)
         return h2_stream_writev(io.h2, iov, n);
-    if (!io.ssl)
-        return writev(io.fd, iov, n);
+    if (!io.ssl) {
+        if (n == 1)
+            return send(io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+        return sendmsg(io.fd, &m, MSG_NOSIGNAL);
+    }
     ssize_t total = 0;
     int i = 0;
     size_t off = 0; /* into iov[i] */
