@@ -1,6 +1,9 @@
 /* Event loop implementation: epoll (edge-triggered), timer heap with lazy re-arm, eventfd. */
 #include "core/loop.h"
 
+#ifndef LOOP_MAX_EVENTS
+#define LOOP_MAX_EVENTS 256 /* events taken per epoll_wait */
+#endif
 #ifndef LOOP_SPIN_US
 #define LOOP_SPIN_US 50 /* see loop_run */
 #endif
@@ -206,7 +209,7 @@ loop_wake(struct loop *l)
 void
 loop_run(struct loop *l)
 {
-    struct epoll_event evs[256];
+    struct epoll_event evs[LOOP_MAX_EVENTS];
     uint64_t spin_until = 0;
     while (!l->stop) {
         int timeout = -1;
