@@ -74,6 +74,12 @@ struct h2_conn {
     uint64_t allowance_ms;
     bool rd_eof, fatal, draining, dead;
     bool settings_sent; /* our SETTINGS went out, with MAX_CONCURRENT_STREAMS (send_cb) */
+    /* frame boundaries in what the client sent, for frames nghttp2 ignores without a callback
+     * (scan_frames): bytes still to skip (the preface, then each payload), header bytes held */
+    uint32_t scan_skip;
+    uint32_t scanned; /* bytes at the front of rbuf already walked */
+    uint8_t scan_hd[9];
+    uint8_t scan_have;
 };
 
 static _Thread_local struct http_field resp_fields[WORKER_MAX_FIELDS];
@@ -792,10 +798,6 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !spend(h, "SETTINGS"))
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         break;
-    case NGHTTP2_PRIORITY:
-        if (!spend(h, "PRIORITY"))
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-        break;
     }
     return 0;
 }
@@ -951,6 +953,7 @@ h2_conn_start(struct client *c)
     c->state = CS_H2;
     h->allowance = (int64_t)cfg->http2.max_resets * 10000;
     h->allowance_ms = loop_clock_us() / 1000;
+    h->scan_skip = H2_PREFACE_LEN; /* the client preface comes first */
 
     struct worker *w = c->w;
     if (!w->h2_callbacks)
@@ -972,11 +975,49 @@ h2_conn_start(struct client *c)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->http2.window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->limits.max_header_size},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        /* RFC 9218 priorities (the priority field) instead of RFC 7540's dependency tree,
+         * deprecated by RFC 9113 5.3.2: no tree to maintain, closed streams not retained */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, PT_ARRAY_LEN(iv));
     c->readable = true;
     conn_timer(h);
     h2_conn_run(c);
+}
+
+/* Walks the frame headers in <n> bytes the client sent, before nghttp2 sees them, and spends
+ * the flood allowance on the frames nghttp2 drops without telling us: PRIORITY (RFC 9218 mode
+ * ignores it, RFC 9113 5.3.2), PRIORITY_UPDATE and unknown extension types. Each is cheap to
+ * send and still costs a read and a parse here. Returns false when the allowance ran out (the
+ * connection then ends with GOAWAY ENHANCE_YOUR_CALM). */
+static bool
+scan_frames(struct h2_conn *h, const uint8_t *p, size_t n)
+{
+    while (n) {
+        if (h->scan_skip) {
+            size_t k = PT_MIN((size_t)h->scan_skip, n);
+            h->scan_skip -= (uint32_t)k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        size_t k = PT_MIN((size_t)(9 - h->scan_have), n);
+        memcpy(h->scan_hd + h->scan_have, p, k);
+        h->scan_have += (uint8_t)k;
+        p += k;
+        n -= k;
+        if (h->scan_have < 9)
+            break;
+        h->scan_have = 0;
+        h->scan_skip =
+            ((uint32_t)h->scan_hd[0] << 16) | ((uint32_t)h->scan_hd[1] << 8) | h->scan_hd[2];
+        uint8_t type = h->scan_hd[3];
+        if (type == NGHTTP2_PRIORITY || type > NGHTTP2_CONTINUATION) {
+            if (!spend(h, type == NGHTTP2_PRIORITY ? "PRIORITY" : "extension frame"))
+                return false;
+        }
+    }
+    return true;
 }
 
 void
@@ -998,6 +1039,15 @@ h2_conn_run(struct client *c)
                 }
                 progress |= n > 0;
             }
+            if (c->rbuf.len > h->scanned) {
+                const uint8_t *fresh = (const uint8_t *)buf_data(&c->rbuf) + h->scanned;
+                if (scan_frames(h, fresh, c->rbuf.len - h->scanned)) {
+                    h->scanned = c->rbuf.len;
+                } else {
+                    c->rbuf.len = c->rbuf.off = 0; /* calm() queued the GOAWAY */
+                    h->scanned = 0;
+                }
+            }
             if (c->rbuf.len) {
                 ssize_t rv = nghttp2_session_mem_recv(h->s, (const uint8_t *)buf_data(&c->rbuf),
                                                       c->rbuf.len);
@@ -1009,8 +1059,10 @@ h2_conn_run(struct client *c)
                             nghttp2_session_terminate_session(h->s, NGHTTP2_PROTOCOL_ERROR);
                     }
                     c->rbuf.len = c->rbuf.off = 0;
+                    h->scanned = 0;
                 } else {
                     buf_consume(&c->rbuf, (uint32_t)rv);
+                    h->scanned -= PT_MIN(h->scanned, (uint32_t)rv);
                 }
                 progress = true;
             }

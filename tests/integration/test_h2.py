@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import time
 
@@ -815,7 +816,8 @@ def test_resets_below_threshold_tolerated(h2p, origin):
         assert c.goaway is None and not c.closed
 
 
-@pytest.mark.parametrize("kind", ["ping", "settings", "priority", "empty-data"])
+@pytest.mark.parametrize("kind", ["ping", "settings", "priority", "priority-update", "unknown-type",
+                                  "empty-data"])
 def test_control_frame_flood_goaway_enhance_your_calm(h2p, origin, kind):
     p = h2p(http2={"max_resets": 20})
     with RawH2(p.h2c_port) as r:
@@ -825,6 +827,11 @@ def test_control_frame_flood_goaway_enhance_your_calm(h2p, origin, kind):
             burst = b"".join(h2_util.settings_frame() for _ in range(100))
         elif kind == "priority":
             burst = b"".join(h2_util.priority_frame(3 + 2 * i) for i in range(100))
+        elif kind == "priority-update":  # RFC 9218 7.1, type 0x10, on stream 0
+            burst = b"".join(frame(0x10, 0, 0, struct.pack(">I", 3 + 2 * i) + b"u=1")
+                             for i in range(100))
+        elif kind == "unknown-type":  # RFC 9113 5.5: ignored, but not for free
+            burst = b"".join(frame(0xfa, 0, 0, b"x" * 8) for _ in range(100))
         else:
             burst = r.headers(1, r.req_headers("/ed", "POST"), end_stream=False) + \
                 b"".join(frame(DATA, 0, 1, b"") for _ in range(100))
