@@ -206,6 +206,39 @@ loop_wake(struct loop *l)
     (void)r;
 }
 
+/* The two halves of a turn of loop_run: the wait for events (-1 with errno set when epoll_wait
+ * failed), then their callbacks, the timers due and on_turn. */
+static int
+turn_wait(struct loop *l, struct epoll_event *evs, int nevs, int timeout)
+{
+    int n = epoll_wait(l->epfd, evs, nevs, timeout);
+    l->now_ms = clock_ms();
+    return n;
+}
+
+static void
+turn_run(struct loop *l, const struct epoll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct loop_io *io = evs[i].data.ptr;
+        io->cb(io, evs[i].events);
+    }
+    run_timers(l);
+    if (l->on_turn)
+        l->on_turn(l);
+}
+
+int
+loop_run_once(struct loop *l, int timeout_ms)
+{
+    struct epoll_event evs[LOOP_MAX_EVENTS];
+    int n = turn_wait(l, evs, (int)PT_ARRAY_LEN(evs), timeout_ms);
+    if (n < 0)
+        return -1;
+    turn_run(l, evs, n);
+    return n;
+}
+
 void
 loop_run(struct loop *l)
 {
@@ -222,8 +255,7 @@ loop_run(struct loop *l)
             uint64_t at = l->heap[1]->at;
             timeout = at <= l->now_ms ? 0 : (int)PT_MIN(at - l->now_ms, 60000u);
         }
-        int n = epoll_wait(l->epfd, evs, (int)PT_ARRAY_LEN(evs), timeout);
-        l->now_ms = clock_ms();
+        int n = turn_wait(l, evs, (int)PT_ARRAY_LEN(evs), timeout);
         if (n > 0)
             spin_until = loop_clock_us() + LOOP_SPIN_US;
         else if (timeout != 0)
@@ -233,12 +265,6 @@ loop_run(struct loop *l)
                 continue;
             break;
         }
-        for (int i = 0; i < n; i++) {
-            struct loop_io *io = evs[i].data.ptr;
-            io->cb(io, evs[i].events);
-        }
-        run_timers(l);
-        if (l->on_turn)
-            l->on_turn(l);
+        turn_run(l, evs, n);
     }
 }

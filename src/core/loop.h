@@ -66,6 +66,12 @@ loop_timer_armed(const struct loop_timer *t)
 void loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 
+/* One turn of loop_run, for drivers that step the loop themselves (tests, fuzzers): waits up
+ * to <timeout_ms> (-1: no limit) for events, then runs their callbacks, the timers due and
+ * on_turn. Ignores l->stop and l->busy. Returns the number of events, or -1 (errno set) when
+ * the wait failed. */
+int loop_run_once(struct loop *l, int timeout_ms);
+
 /* Wakes the loop from another thread; on_wake runs on the loop's thread. */
 void loop_wake(struct loop *l);
 

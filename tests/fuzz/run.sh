@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for FUZZ_SECONDS (default 30)
-# on a scratch copy of its corpus with the HTTP dictionary. Exits non-zero when a target crashes;
-# the crashing inputs of the last run are kept in build-fuzz/artifacts/<target>/.
+# on a scratch copy of its corpus with the HTTP dictionary (plus tests/fuzz/<name>.dict if there
+# is one). Exits non-zero when a target crashes; the crashing inputs of the last run are kept in
+# build-fuzz/artifacts/<target>/.
 # Usage: tests/fuzz/run.sh [target...]   (default: every tests/fuzz/fuzz_*.c)
 # Env: FUZZ_SECONDS, FUZZ_JOBS (parallel workers per target, default 1), CMAKE_ARGS (extra),
 #      FUZZ_KEEP_GOING=1 (fork mode: keep fuzzing after a crash to collect several; still fails).
@@ -33,6 +34,12 @@ for t in $targets; do
     if [ -d "tests/fuzz/corpus/$name" ]; then
         cp -R "tests/fuzz/corpus/$name/." "$tmp/$name/"
     fi
+    # The HTTP dictionary, plus tests/fuzz/<name>.dict when the target has one of its own.
+    dict="$root/tests/fuzz/http.dict"
+    if [ -f "tests/fuzz/$name.dict" ]; then
+        cat "$dict" "tests/fuzz/$name.dict" >"$tmp/$name.dict"
+        dict="$tmp/$name.dict"
+    fi
     echo "== $t: ${seconds}s"
     par=""
     if [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
@@ -42,7 +49,7 @@ for t in $targets; do
     fi
     # Run from the scratch dir: with -jobs libFuzzer writes fuzz-N.log files to the cwd.
     # shellcheck disable=SC2086
-    if ! (cd "$tmp" && "$root/build-fuzz/$t" "$tmp/$name" -dict="$root/tests/fuzz/http.dict" \
+    if ! (cd "$tmp" && "$root/build-fuzz/$t" "$tmp/$name" -dict="$dict" \
         -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 $par \
         -artifact_prefix="$root/build-fuzz/artifacts/$t/" -print_final_stats=1 \
         >"$tmp/$t.log" 2>&1); then
