@@ -131,8 +131,9 @@ append_str(struct buf *b, struct worker *w, const char *s)
     append(b, w, s, strlen(s));
 }
 
-static void
-append_u64(struct buf *b, struct worker *w, uint64_t v)
+/* Writes <v> in decimal to out (at most 20 digits); returns the length. */
+static size_t
+u64_text(char out[24], uint64_t v)
 {
     char tmp[24];
     int i = 24;
@@ -140,7 +141,15 @@ append_u64(struct buf *b, struct worker *w, uint64_t v)
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    append(b, w, tmp + i, (size_t)(24 - i));
+    memcpy(out, tmp + i, (size_t)(24 - i));
+    return (size_t)(24 - i);
+}
+
+static void
+append_u64(struct buf *b, struct worker *w, uint64_t v)
+{
+    char num[24];
+    append(b, w, num, u64_text(num, v));
 }
 
 static inline void
@@ -2227,19 +2236,6 @@ ho_field(struct head_out *o, const char *n, size_t nl, const char *v, size_t vl)
 }
 
 #define HO_LIT(o, n, v) ho_field((o), (n), sizeof(n) - 1, (v), sizeof(v) - 1)
-
-static size_t
-u64_text(char out[24], uint64_t v)
-{
-    char tmp[24];
-    int i = 24;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    memcpy(out, tmp + i, (size_t)(24 - i));
-    return (size_t)(24 - i);
-}
 
 /* Serializes the response head for the client from the parsed upstream head. */
 static void
