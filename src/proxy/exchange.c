@@ -695,7 +695,8 @@ client_close(struct client *c)
     }
     if (c->h2c)
         h2_conn_free(c);
-    loop_del(&w->loop, &c->io);
+    /* no EPOLL_CTL_DEL: the close below takes the socket out of the epoll set, as no other
+     * descriptor refers to it; events already fetched this turn find the client closed */
     if (c->ssl) {
         /* close_notify (one non-blocking try); it also keeps the session resumable */
         if (SSL_is_init_finished(c->ssl) && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)) {
@@ -1040,9 +1041,12 @@ run_head(struct client *c)
     c->in_head = false;
 }
 
-/* Sets the client to wait for its next request (or closes it). */
+/* Sets the client to wait for its next request (or closes it). <quiet>: the client asked for
+ * the close (Connection: close, or HTTP/1.0 without keep-alive), so it sends no further
+ * request (RFC 9112 9.6); when the reply is out and nothing unread is left, a plain close
+ * cannot reset the connection under the reply, and lingering would only cost a wake-up. */
 static void
-client_next(struct client *c)
+client_next(struct client *c, bool quiet)
 {
     const struct config *cfg = cfg_of(c);
     c->x = NULL;
@@ -1053,7 +1057,7 @@ client_next(struct client *c)
         return;
     }
     if (c->close_after || c->w->draining) {
-        if (c->rd_eof)
+        if (c->rd_eof || (quiet && !c->readable && c->rbuf.len == 0 && c->wbuf.len == 0))
             client_close(c);
         else
             client_linger(c);
@@ -1256,9 +1260,12 @@ x_finish(struct exchange *x)
     }
     if (!x->req.done)
         c->close_after = true; /* the rest of the request body was never read */
+    /* The client asked for the close and its request was read to the end: no need to linger
+     * (client_next) */
+    bool quiet = x->req_close && x->req.in_done;
     x_free(w, x);
     c->x = NULL;
-    client_next(c);
+    client_next(c, quiet);
 }
 
 /* Answers locally (no upstream): queues the response and runs the exchange to flush it. */

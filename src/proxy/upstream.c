@@ -195,7 +195,7 @@ upconn_close(struct upconn *u)
     if (u->state == UC_IDLE)
         idle_unlink(u);
     loop_timer_cancel(&w->loop, &u->timer);
-    loop_del(&w->loop, &u->io);
+    /* the close below also takes the socket out of the epoll set (client_close says why) */
     if (u->ssl) {
         /* close_notify, one non-blocking try: it also keeps the session resumable. Not after a
          * fatal error (the I/O code marks those sessions quiet). */

@@ -72,6 +72,41 @@ def test_client_connection_close(origin, portico):
         assert c.closed()
 
 
+def test_client_close_request_releases_connection_at_once(origin, portico):
+    """A client that asked for the close sends nothing more (RFC 9112 9.6): Portico closes
+    outright once the reply is out instead of waiting for the client's FIN, so bytes the
+    client still writes meet a closed socket (reset). A lingering close would read and
+    discard them without complaint for as long as it lingers (2 s)."""
+    p = portico(origin)
+    with Client(p.port) as c:
+        r = c.request("GET", "/q", headers=[("Connection", "close")])
+        assert r.status == 200 and "close" in conn_tokens(r.headers)
+        assert c.closed()
+        reset = False
+        deadline = time.monotonic() + 1  # a lingering close would last 2 s
+        while time.monotonic() < deadline and not reset:
+            try:
+                c.sock.send(b"x")
+                time.sleep(0.05)
+            except (ConnectionResetError, BrokenPipeError):
+                reset = True
+        assert reset, "Portico still held the connection after a requested close"
+
+
+def test_server_side_close_still_lingers(origin, portico):
+    """When the close is Portico's idea (here: the request body is refused before it was
+    read), the client may still be sending: Portico keeps reading and discarding, so the
+    client's writes meet no reset and it can read the reply."""
+    p = portico(origin, limits={"max_body_size": "1KiB"})
+    with Client(p.port) as c:
+        c.send(build_request("POST", "/big", headers=[("Content-Length", "200000")]))
+        r = c.read_response()
+        assert r.status == 413
+        for _ in range(10):
+            c.sock.send(b"y" * 1000)  # no reset while Portico lingers
+            time.sleep(0.02)
+
+
 def test_origin_connection_close_keeps_client_connection(origin, portico):
     p = portico(origin)
     with Client(p.port) as c:
