@@ -65,6 +65,39 @@ free_tls(struct tls_server **tls, uint32_t n)
     free(tls);
 }
 
+/* -t: loads every TLS context the configuration names, as the start does, and frees it.
+ * Returns 0, or 1 with the error on stderr. */
+static int
+check_tls(const struct config *cfg)
+{
+    char err[512];
+    for (uint32_t i = 0; cfg->listen_tls && i < cfg->nlistens; i++) {
+        if (!cfg->listen_tls[i])
+            continue;
+        struct tls_server *t = tls_server_new(cfg->listen_tls[i], err, sizeof(err));
+        if (!t) {
+            fprintf(stderr, "portico: listen %s: %s\n", cfg->listens[i].text, err);
+            return 1;
+        }
+        tls_server_free(t);
+    }
+    for (uint32_t i = 0; i < cfg->nupstreams; i++) {
+        const struct config_upstream *up = &cfg->upstreams[i];
+        bool https = false;
+        for (uint32_t j = 0; j < up->nservers; j++)
+            https |= up->servers[j].addr.https;
+        if (!https)
+            continue;
+        struct tls_client *t = tls_client_new(&up->tls, NULL, err, sizeof(err));
+        if (!t) {
+            fprintf(stderr, "portico: upstream %s: %s\n", up->name, err);
+            return 1;
+        }
+        tls_client_free(t);
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -234,9 +267,13 @@ main(int argc, char **argv)
         cfg->error_log_level = lv;
     }
     if (test_only) {
-        printf("%s: configuration is valid\n", cfg->source ? cfg->source : "configuration");
+        /* the TLS material too (certificates, keys, chains, OCSP responses, CA bundles), as
+         * the start would load it */
+        int trc = check_tls(cfg);
+        if (trc == 0)
+            printf("%s: configuration is valid\n", cfg->source ? cfg->source : "configuration");
         config_free(cfg);
-        return 0;
+        return trc;
     }
 
     /* Signals are taken by the main thread only (sigwait); workers inherit the mask. */

@@ -315,6 +315,7 @@ config_tls_free(struct config_tls *t)
         free(t->certs[i].cert);
         free(t->certs[i].key);
         free(t->certs[i].ocsp);
+        free(t->certs[i].where);
     }
     free(t->certs);
     free(t->ciphers);

@@ -216,9 +216,10 @@ struct config_limits {
 
 /* TLS on a listener ("listen: - {address: ..., tls: {...}}" or --listen-tls). */
 struct config_cert {
-    char *cert; /* PEM file: the certificate, then its chain */
-    char *key;  /* PEM file: its private key (RSA or ECDSA) */
-    char *ocsp; /* DER OCSP response to staple, or NULL */
+    char *cert;  /* PEM file: the certificate, then its chain */
+    char *key;   /* PEM file: its private key (RSA or ECDSA) */
+    char *ocsp;  /* DER OCSP response to staple, or NULL */
+    char *where; /* "file:line:col" of its entry in the configuration file, or NULL */
 };
 
 enum tls_client_auth {

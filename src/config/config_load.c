@@ -464,6 +464,10 @@ load_cert_fields(struct ld *ld, yaml_node_t *at, const char *where, const struct
         if (f[k].val &&
             want_file(ld, f[k].val, sub(what, sizeof(what), where, names[k]), dst[k]) != PT_OK)
             return PT_ERR;
+    /* for errors in the files' contents, found when TLS loads them */
+    snprintf(what, sizeof(what), "%s:%zu:%zu", ld->name, (size_t)at->start_mark.line + 1,
+             (size_t)at->start_mark.column + 1);
+    cert->where = pt_strdup(what);
     return PT_OK;
 }
 

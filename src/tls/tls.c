@@ -49,6 +49,8 @@ struct tls_leaf {
     int key_type;       /* EVP_PKEY base id of its public key: one per context */
     unsigned char *der; /* OCSP response to staple (OPENSSL_malloc'd), or NULL */
     size_t der_len;
+    time_t der_until;      /* its nextUpdate: not stapled after that (0: no nextUpdate) */
+    atomic_bool der_stale; /* that time passed (said once in the log) */
 };
 
 /* One SSL_CTX: every certificate of one name set, at most one per key type, so OpenSSL picks
@@ -307,13 +309,20 @@ on_ticket_key(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CT
 static int
 on_ocsp_status(SSL *ssl, void *arg)
 {
-    const struct tls_ctx *c = arg;
+    struct tls_ctx *c = arg;
     X509 *cert = SSL_get_certificate(ssl);
 
     for (uint32_t i = 0; i < c->nleaves; i++) {
-        const struct tls_leaf *l = &c->leaves[i];
+        struct tls_leaf *l = &c->leaves[i];
         if (l->cert != cert || !l->der)
             continue;
+        if (l->der_until && time(NULL) > l->der_until) {
+            /* an expired staple makes clients fail the handshake: none is better */
+            if (!atomic_exchange_explicit(&l->der_stale, true, memory_order_relaxed))
+                log_warn("tls: the OCSP response for a certificate expired; no longer stapled "
+                         "(reload with a fresh one)");
+            return SSL_TLSEXT_ERR_NOACK;
+        }
         unsigned char *copy = OPENSSL_memdup(l->der, l->der_len);
         if (!copy)
             return SSL_TLSEXT_ERR_NOACK;
@@ -438,9 +447,99 @@ fail_nobio:
     return PT_ERR;
 }
 
-/* Reads the DER OCSP response <path> and checks it parses and says "successful". */
+/* <t> as "YYYY-MM-DD HH:MM:SS UTC" in <out>, and as a time_t in *when (0 when unreadable). */
+static void
+asn1_time_text(const ASN1_TIME *t, char *out, size_t n, time_t *when)
+{
+    struct tm tm;
+    *when = 0;
+    if (!t || !ASN1_TIME_to_tm(t, &tm)) {
+        snprintf(out, n, "(unreadable time)");
+        return;
+    }
+    strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    *when = timegm(&tm);
+}
+
+/* Checks that the OCSP response <resp> speaks of <leaf>, and is current: the single response
+ * must carry the leaf's serial number and, when the issuer is in <chain>, its issuer's name
+ * and key hashes (the CertID, RFC 6960 4.1.1), in whatever hash the responder used; it must
+ * be current (thisUpdate at most 5 minutes ahead of our clock, nextUpdate not passed). Sets
+ * *until to nextUpdate (0 when absent). A revoked or unknown status is stapled as it is, with
+ * a warning: it is the truth the clients should hear. */
 static int
-load_ocsp(const char *path, unsigned char **der, size_t *len, char *err, size_t errlen)
+check_ocsp(const char *path, const char *cert_path, OCSP_RESPONSE *resp, X509 *leaf,
+           STACK_OF(X509) * chain, time_t *until, char *err, size_t errlen)
+{
+    OCSP_BASICRESP *bs = OCSP_response_get1_basic(resp);
+    X509 *issuer = NULL;
+    OCSP_SINGLERESP *match = NULL;
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(leaf);
+    int reason = 0, status, rc = PT_ERR;
+    ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
+    char t1[48], t2[48];
+    time_t w1, w2;
+
+    *until = 0;
+    if (!bs) {
+        pt_seterr(err, errlen, "%s: not a basic OCSP response", path);
+        return PT_ERR;
+    }
+    for (int i = 0; i < sk_X509_num(chain) && !issuer; i++) {
+        X509 *x = sk_X509_value(chain, i);
+        if (X509_check_issued(x, leaf) == X509_V_OK)
+            issuer = x;
+    }
+    for (int i = 0; i < OCSP_resp_count(bs) && !match; i++) {
+        OCSP_SINGLERESP *sr = OCSP_resp_get0(bs, i);
+        OCSP_CERTID *id = (OCSP_CERTID *)OCSP_SINGLERESP_get0_id(sr);
+        ASN1_OBJECT *md_obj = NULL;
+        ASN1_INTEGER *sn = NULL;
+        if (!id || !OCSP_id_get0_info(NULL, &md_obj, NULL, &sn, id) || !sn ||
+            ASN1_INTEGER_cmp(sn, serial) != 0)
+            continue;
+        if (issuer) {
+            const EVP_MD *md = EVP_get_digestbyobj(md_obj);
+            OCSP_CERTID *want = md ? OCSP_cert_to_id(md, leaf, issuer) : NULL;
+            bool same = want && OCSP_id_cmp(want, id) == 0;
+            OCSP_CERTID_free(want);
+            if (!same)
+                continue;
+        }
+        match = sr;
+    }
+    if (!match) {
+        pt_seterr(err, errlen, "%s: the OCSP response is not about certificate %s%s", path,
+                  cert_path, issuer ? "" : " (no serial number in it matches)");
+        goto out;
+    }
+    status = OCSP_single_get0_status(match, &reason, &rev, &thisupd, &nextupd);
+    asn1_time_text(thisupd, t1, sizeof(t1), &w1);
+    asn1_time_text(nextupd, t2, sizeof(t2), &w2);
+    if (nextupd && X509_cmp_current_time(nextupd) < 0) {
+        pt_seterr(err, errlen, "%s: the OCSP response expired at %s (its next update)", path, t2);
+        goto out;
+    }
+    if (!thisupd || !OCSP_check_validity(thisupd, NULL, 300, -1)) {
+        pt_seterr(err, errlen, "%s: the OCSP response is not valid before %s", path, t1);
+        goto out;
+    }
+    if (status != V_OCSP_CERTSTATUS_GOOD)
+        log_warn("tls: %s: the OCSP response says certificate %s is %s", path, cert_path,
+                 OCSP_cert_status_str(status));
+    *until = nextupd ? w2 : 0;
+    rc = PT_OK;
+out:
+    OCSP_BASICRESP_free(bs);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Reads the DER OCSP response <path>, checks it parses, says "successful" and is about <leaf>
+ * and current (check_ocsp). */
+static int
+load_ocsp(const char *path, const char *cert_path, X509 *leaf, STACK_OF(X509) * chain,
+          unsigned char **der, size_t *len, time_t *until, char *err, size_t errlen)
 {
     BIO *b = open_file(path, err, errlen);
     BUF_MEM *mem = NULL;
@@ -479,6 +578,8 @@ load_ocsp(const char *path, unsigned char **der, size_t *len, char *err, size_t 
                   OCSP_response_status_str(status));
         goto fail;
     }
+    if (check_ocsp(path, cert_path, resp, leaf, chain, until, err, errlen) != PT_OK)
+        goto fail;
     *der = OPENSSL_memdup(mem->data, mem->length);
     if (!*der)
         goto nomem;
@@ -737,11 +838,13 @@ add_cert(struct tls_server *t, struct tls_set *s, uint32_t i, const struct clien
     EVP_PKEY *key = NULL;
     unsigned char *der = NULL;
     size_t der_len = 0;
+    time_t der_until = 0;
     int key_type;
 
     if (load_pair(cc, &leaf, &chain, &key, err, errlen) != PT_OK)
         goto fail;
-    if (cc->ocsp && load_ocsp(cc->ocsp, &der, &der_len, err, errlen) != PT_OK)
+    if (cc->ocsp && load_ocsp(cc->ocsp, cc->cert, leaf, chain, &der, &der_len, &der_until, err,
+                              errlen) != PT_OK)
         goto fail;
     key_type = EVP_PKEY_get_base_id(key);
     cert_names(leaf, &ns);
@@ -787,11 +890,19 @@ add_cert(struct tls_server *t, struct tls_set *s, uint32_t i, const struct clien
     l->key_type = key_type;
     l->der = der;
     l->der_len = der_len;
+    l->der_until = der_until;
+    atomic_init(&l->der_stale, false);
     sk_X509_pop_free(chain, X509_free);
     EVP_PKEY_free(key);
     names_free(&ns);
     return PT_OK;
 fail:
+    if (cc->where && err && errlen) {
+        /* where the configuration names this certificate, as for every configuration error */
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "%s: %s", cc->where, why);
+    }
     X509_free(leaf);
     sk_X509_pop_free(chain, X509_free);
     EVP_PKEY_free(key);
@@ -892,6 +1003,7 @@ cfg_copy(struct config_tls *dst, const struct config_tls *src)
         dst->certs[i].cert = dup_or_null(src->certs[i].cert);
         dst->certs[i].key = dup_or_null(src->certs[i].key);
         dst->certs[i].ocsp = dup_or_null(src->certs[i].ocsp);
+        dst->certs[i].where = dup_or_null(src->certs[i].where);
     }
     if (!src->certs)
         dst->ncerts = 0;
@@ -910,6 +1022,7 @@ cfg_free(struct config_tls *c)
         free(c->certs[i].cert);
         free(c->certs[i].key);
         free(c->certs[i].ocsp);
+        free(c->certs[i].where);
     }
     free(c->certs);
     free(c->ciphers);

@@ -8,6 +8,7 @@ CA), made once per session with the openssl CLI.
 
 ALPN offers h2 then http/1.1; HTTP/2 itself is tested in test_h2.py.
 """
+import datetime
 import json
 import os
 import re
@@ -675,6 +676,87 @@ def test_ocsp_response_stapled(tls_portico, pki):
     assert "Cert Status: good" in out.out, out
 
 
+def stderr_says(p, text, timeout=5.0):
+    """Whether Portico's error log (stderr, written by the log thread) shows <text> soon."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in p.stderr():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ocsp_response_for_another_certificate_is_a_config_error(run_portico, pki, tmp_path):
+    """A staple about some other certificate would make every client that checks it fail
+    the handshake: refused at load, naming the file."""
+    if pki.ocsp is None:
+        pytest.skip(f"could not build an OCSP response with openssl ocsp: {pki.ocsp_error}")
+    path = write_config(tmp_path, tls_yaml(pki.rsa.cert, pki.rsa.key, extra=f"ocsp: {pki.ocsp}"))
+    out = run_portico(["-t", "-c", path], timeout=15)
+    assert out.returncode == 1, out
+    assert re.search(re.escape(path) + r":\d+:\d+: ", out.stderr), out.stderr
+    assert f"{pki.ocsp}: the OCSP response is not about certificate {pki.rsa.cert}" \
+        in out.stderr, out.stderr
+    # the same file on its own certificate is fine
+    path = write_config(tmp_path, tls_yaml(pki.ecdsa.cert, pki.ecdsa.key,
+                                           extra=f"ocsp: {pki.ocsp}"), name="ok.yaml")
+    out = run_portico(["-t", "-c", path], timeout=15)
+    assert out.returncode == 0, out
+
+
+def test_ocsp_response_expired_or_not_yet_valid_is_a_config_error(run_portico, pki, tmp_path):
+    now = datetime.datetime.utcnow()
+    day = datetime.timedelta(days=1)
+    old = tls_util.ocsp_response(pki, pki.ecdsa, str(tmp_path / "old.der"), now - 2 * day,
+                                 now - day)
+    path = write_config(tmp_path, tls_yaml(pki.ecdsa.cert, pki.ecdsa.key, extra=f"ocsp: {old}"))
+    out = run_portico(["-t", "-c", path], timeout=15)
+    assert out.returncode == 1, out
+    assert f"{old}: the OCSP response expired at " in out.stderr, out.stderr
+    future = tls_util.ocsp_response(pki, pki.ecdsa, str(tmp_path / "future.der"), now + day,
+                                    now + 2 * day)
+    path = write_config(tmp_path, tls_yaml(pki.ecdsa.cert, pki.ecdsa.key,
+                                           extra=f"ocsp: {future}"), name="f.yaml")
+    out = run_portico(["-t", "-c", path], timeout=15)
+    assert out.returncode == 1, out
+    assert f"{future}: the OCSP response is not valid before " in out.stderr, out.stderr
+    # without a next update it stays valid
+    open_ended = tls_util.ocsp_response(pki, pki.ecdsa, str(tmp_path / "open.der"),
+                                        now - day, None)
+    path = write_config(tmp_path, tls_yaml(pki.ecdsa.cert, pki.ecdsa.key,
+                                           extra=f"ocsp: {open_ended}"), name="o.yaml")
+    assert run_portico(["-t", "-c", path], timeout=15).returncode == 0
+
+
+def test_ocsp_staple_stops_when_it_expires(tls_portico, pki, tmp_path):
+    """A staple past its next update makes strict clients fail: Portico stops stapling it
+    (and says so in the log) rather than sending it."""
+    now = datetime.datetime.utcnow()
+    until = now + datetime.timedelta(seconds=4)
+    short = tls_util.ocsp_response(pki, pki.ecdsa, str(tmp_path / "short.der"),
+                                   now - datetime.timedelta(minutes=1), until)
+    p = tls_portico(tls={"certificates": [{**single(pki.ecdsa), "ocsp": short}]})
+    args = ("-status", "-tls1_3", "-CAfile", pki.root)
+    out = s_client(p.tls_port, *args)
+    assert out.handshake_ok and "Cert Status: good" in out.out, out
+    time.sleep(max(0.0, (until - datetime.datetime.utcnow()).total_seconds()) + 1.5)
+    out = s_client(p.tls_port, *args)
+    assert out.handshake_ok, out
+    assert "OCSP response: no response sent" in out.out, out
+    assert stderr_says(p, "OCSP response for a certificate expired"), p.stderr()
+
+
+def test_ocsp_revoked_status_is_stapled_with_a_warning(tls_portico, pki, tmp_path):
+    now = datetime.datetime.utcnow()
+    rev = tls_util.ocsp_response(pki, pki.ecdsa, str(tmp_path / "rev.der"),
+                                 now - datetime.timedelta(hours=1),
+                                 now + datetime.timedelta(days=1), status="revoked")
+    p = tls_portico(tls={"certificates": [{**single(pki.ecdsa), "ocsp": rev}]})
+    out = s_client(p.tls_port, "-status", "-tls1_3", "-CAfile", pki.root)
+    assert out.handshake_ok and "Cert Status: revoked" in out.out, out
+    assert stderr_says(p, f"certificate {pki.ecdsa.cert} is revoked"), p.stderr()
+
+
 def test_ocsp_file_missing_is_a_config_error(run_portico, pki, tmp_path):
     missing = str(tmp_path / "nope.der")
     path = write_config(tmp_path, tls_yaml(pki.ecdsa.cert, pki.ecdsa.key, extra=f"ocsp: {missing}"))
@@ -1320,6 +1402,25 @@ def test_config_bad_cert_content_at_start_exits_1(run_portico, pki, tmp_path):
     out = run_portico(["-c", path], timeout=10)
     assert out.returncode == 1, out
     assert str(bad) in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("what", ["garbage_cert", "mismatched_key"])
+def test_config_check_loads_certificates(run_portico, pki, tmp_path, what):
+    """-t reads the TLS files as the start would: bad contents are an error there too, at
+    the position of the certificate's entry, naming the file."""
+    cert, key = pki.rsa.cert, pki.rsa.key
+    if what == "garbage_cert":
+        cert = str(tmp_path / "bad.pem")
+        with open(cert, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    else:
+        key = pki.ecdsa.key
+    path = write_config(tmp_path, tls_yaml(cert, key))
+    out = run_portico(["-t", "-c", path], timeout=15)
+    assert out.returncode == 1, out
+    assert "configuration is valid" not in out.stdout
+    assert re.search(re.escape(path) + r":5:\d+: ", out.stderr), out.stderr
+    assert cert in out.stderr or key in out.stderr, out.stderr
 
 
 TLS_OPTION_ERRORS = [

@@ -235,6 +235,33 @@ def subject_rfc2253(cert):
     return re.sub(r"^subject=\s*", "", out)
 
 
+def ocsp_response(pki, cert, path, this_update, next_update, status="good"):
+    """Writes to <path> a DER OCSP response about <cert> (issued and signed by the
+    intermediate) with the given thisUpdate and nextUpdate (naive UTC datetimes; next_update
+    may be None), built with python3-cryptography, which, unlike `openssl ocsp`, can date a
+    response in the past. Returns <path>."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509 import ocsp
+
+    def pem(p):
+        with open(p, "rb") as f:
+            return f.read()
+
+    leaf = x509.load_pem_x509_certificate(pem(cert.leaf))
+    issuer = x509.load_pem_x509_certificate(pem(pki.inter))
+    key = serialization.load_pem_private_key(pem(pki.inter_key), None)
+    st = {"good": ocsp.OCSPCertStatus.GOOD, "revoked": ocsp.OCSPCertStatus.REVOKED}[status]
+    b = ocsp.OCSPResponseBuilder().add_response(
+        cert=leaf, issuer=issuer, algorithm=hashes.SHA256(), cert_status=st,
+        this_update=this_update, next_update=next_update,
+        revocation_time=this_update if status == "revoked" else None,
+        revocation_reason=None).responder_id(ocsp.OCSPResponderEncoding.HASH, issuer)
+    with open(path, "wb") as f:
+        f.write(b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    return path
+
+
 def _ocsp(pki, cert):
     """A "good" OCSP response for <cert> (issued by the intermediate), valid for a day."""
     d = pki.dir
