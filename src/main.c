@@ -65,6 +65,16 @@ free_tls(struct tls_server **tls, uint32_t n)
     free(tls);
 }
 
+/* Whether pool <up> has https:// servers (and so needs a TLS client context). */
+static bool
+has_https(const struct config_upstream *up)
+{
+    for (uint32_t j = 0; j < up->nservers; j++)
+        if (up->servers[j].addr.https)
+            return true;
+    return false;
+}
+
 /* -t: loads every TLS context the configuration names, as the start does, and frees it.
  * Returns 0, or 1 with the error on stderr. */
 static int
@@ -83,10 +93,7 @@ check_tls(const struct config *cfg)
     }
     for (uint32_t i = 0; i < cfg->nupstreams; i++) {
         const struct config_upstream *up = &cfg->upstreams[i];
-        bool https = false;
-        for (uint32_t j = 0; j < up->nservers; j++)
-            https |= up->servers[j].addr.https;
-        if (!https)
+        if (!has_https(up))
             continue;
         struct tls_client *t = tls_client_new(&up->tls, NULL, err, sizeof(err));
         if (!t) {
@@ -315,10 +322,7 @@ main(int argc, char **argv)
     /* TLS client contexts for pools with https:// servers */
     for (uint32_t i = 0; i < cfg->nupstreams; i++) {
         const struct config_upstream *up = &cfg->upstreams[i];
-        bool https = false;
-        for (uint32_t j = 0; j < up->nservers; j++)
-            https |= up->servers[j].addr.https;
-        if (!https)
+        if (!has_https(up))
             continue;
         lb->pools[i].tls = tls_client_new(&up->tls, upconn_on_session, err, sizeof(err));
         if (!lb->pools[i].tls) {

@@ -676,16 +676,6 @@ def test_ocsp_response_stapled(tls_portico, pki):
     assert "Cert Status: good" in out.out, out
 
 
-def stderr_says(p, text, timeout=5.0):
-    """Whether Portico's error log (stderr, written by the log thread) shows <text> soon."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in p.stderr():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_ocsp_response_for_another_certificate_is_a_config_error(run_portico, pki, tmp_path):
     """A staple about some other certificate would make every client that checks it fail
     the handshake: refused at load, naming the file."""
@@ -743,7 +733,7 @@ def test_ocsp_staple_stops_when_it_expires(tls_portico, pki, tmp_path):
     out = s_client(p.tls_port, *args)
     assert out.handshake_ok, out
     assert "OCSP response: no response sent" in out.out, out
-    assert stderr_says(p, "OCSP response for a certificate expired"), p.stderr()
+    assert wait_stderr(p, re.escape("OCSP response for a certificate expired")), p.stderr()
 
 
 def test_ocsp_revoked_status_is_stapled_with_a_warning(tls_portico, pki, tmp_path):
@@ -754,7 +744,7 @@ def test_ocsp_revoked_status_is_stapled_with_a_warning(tls_portico, pki, tmp_pat
     p = tls_portico(tls={"certificates": [{**single(pki.ecdsa), "ocsp": rev}]})
     out = s_client(p.tls_port, "-status", "-tls1_3", "-CAfile", pki.root)
     assert out.handshake_ok and "Cert Status: revoked" in out.out, out
-    assert stderr_says(p, f"certificate {pki.ecdsa.cert} is revoked"), p.stderr()
+    assert wait_stderr(p, re.escape(f"certificate {pki.ecdsa.cert} is revoked")), p.stderr()
 
 
 def test_ocsp_file_missing_is_a_config_error(run_portico, pki, tmp_path):
