@@ -82,9 +82,32 @@ struct tls_set {
     uint32_t nwild;
 };
 
+/* Sessions as DER, kept by the server rather than by an SSL_CTX so that a reload, which makes
+ * new contexts with empty caches, does not forget them. OpenSSL's own cache in each context
+ * stays the fast path; this store is written next to it (new_session_cb), emptied with it
+ * (remove_session_cb: timeouts, evictions, failed sessions) and read when it misses
+ * (get_session_cb), which after a reload is the first resumption of each session. A ring of
+ * session_cache entries, oldest overwritten, indexed by a hash of the session id. */
+struct sess_ent {
+    unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+    unsigned int idlen;
+    int32_t next; /* bucket chain, -1 ends it */
+    bool used;
+    unsigned char *der;
+    long derlen;
+};
+
+struct sess_store {
+    pthread_mutex_t mu;
+    struct sess_ent *ents; /* cap of them */
+    int32_t *buckets;      /* nbuckets (a power of two) chain heads, -1 empty */
+    uint32_t cap, nbuckets, pos;
+};
+
 struct tls_server {
-    struct config_tls cfg; /* a deep copy: reload reads it again after the config is gone */
-    EVP_CIPHER *aes;       /* AES-256-CBC fetched once, not on every ticket */
+    struct config_tls cfg;      /* a deep copy: reload reads it again after the config is gone */
+    struct sess_store sessions; /* cap 0: no session cache */
+    EVP_CIPHER *aes;            /* AES-256-CBC fetched once, not on every ticket */
 
     pthread_rwlock_t set_lock; /* guards the set pointer (not the set, which is refcounted) */
     struct tls_set *set;
@@ -117,6 +140,158 @@ dup_or_null(const char *s)
     return s ? pt_strdup(s) : NULL;
 }
 
+/* ---- the session store (struct sess_store) ---- */
+
+static uint32_t
+sess_hash(const unsigned char *id, unsigned int len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: ids are random already */
+    for (unsigned int i = 0; i < len; i++)
+        h = (h ^ id[i]) * 16777619u;
+    return h;
+}
+
+static void
+sess_store_init(struct sess_store *st, uint32_t cap)
+{
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_init(&st->mu, NULL);
+    if (cap == 0)
+        return;
+    st->cap = cap;
+    st->nbuckets = 1;
+    while (st->nbuckets < cap)
+        st->nbuckets <<= 1;
+    st->ents = pt_calloc(cap, sizeof(*st->ents));
+    st->buckets = pt_calloc(st->nbuckets, sizeof(*st->buckets));
+    for (uint32_t i = 0; i < st->nbuckets; i++)
+        st->buckets[i] = -1;
+}
+
+/* Unlinks and clears entry <i> (the lock held). */
+static void
+sess_drop(struct sess_store *st, int32_t i)
+{
+    struct sess_ent *e = &st->ents[i];
+    int32_t *pp = &st->buckets[sess_hash(e->id, e->idlen) & (st->nbuckets - 1)];
+    while (*pp != i)
+        pp = &st->ents[*pp].next;
+    *pp = e->next;
+    OPENSSL_clear_free(e->der, (size_t)e->derlen); /* it holds the session's secret */
+    e->der = NULL;
+    e->used = false;
+}
+
+/* The entry for <id>, or -1 (the lock held). */
+static int32_t
+sess_find(const struct sess_store *st, const unsigned char *id, unsigned int len)
+{
+    for (int32_t i = st->buckets[sess_hash(id, len) & (st->nbuckets - 1)]; i >= 0;
+         i = st->ents[i].next)
+        if (st->ents[i].idlen == len && !memcmp(st->ents[i].id, id, len))
+            return i;
+    return -1;
+}
+
+static void
+sess_store_free(struct sess_store *st)
+{
+    for (uint32_t i = 0; i < st->cap; i++)
+        if (st->ents[i].used)
+            OPENSSL_clear_free(st->ents[i].der, (size_t)st->ents[i].derlen);
+    free(st->ents);
+    free(st->buckets);
+    pthread_mutex_destroy(&st->mu);
+}
+
+static struct sess_store *
+ctx_store(SSL_CTX *ctx)
+{
+    struct tls_server *t = SSL_CTX_get_ex_data(ctx, ctx_server_idx);
+    return t && t->sessions.cap ? &t->sessions : NULL;
+}
+
+static int
+on_sess_new(SSL *ssl, SSL_SESSION *sess)
+{
+    struct sess_store *st = ctx_store(SSL_get_SSL_CTX(ssl));
+    unsigned int len;
+    const unsigned char *id = SSL_SESSION_get_id(sess, &len);
+    unsigned char *der = NULL;
+    int n;
+
+    if (!st || len == 0 || len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+        return 0;
+    n = i2d_SSL_SESSION(sess, &der);
+    if (n <= 0) {
+        ERR_clear_error();
+        return 0;
+    }
+    pthread_mutex_lock(&st->mu);
+    int32_t i = sess_find(st, id, len);
+    if (i >= 0) {
+        /* known (a resumption can report its session again): refreshed where it is, so that
+         * it pushes no other session out */
+        OPENSSL_clear_free(st->ents[i].der, (size_t)st->ents[i].derlen);
+        st->ents[i].der = der;
+        st->ents[i].derlen = n;
+        pthread_mutex_unlock(&st->mu);
+        return 0;
+    }
+    i = (int32_t)st->pos;
+    st->pos = (st->pos + 1) % st->cap;
+    if (st->ents[i].used)
+        sess_drop(st, i); /* the oldest goes */
+    struct sess_ent *e = &st->ents[i];
+    memcpy(e->id, id, len);
+    e->idlen = len;
+    e->der = der;
+    e->derlen = n;
+    e->used = true;
+    int32_t *head = &st->buckets[sess_hash(id, len) & (st->nbuckets - 1)];
+    e->next = *head;
+    *head = i;
+    pthread_mutex_unlock(&st->mu);
+    return 0; /* the store keeps a copy, not this reference */
+}
+
+static SSL_SESSION *
+on_sess_get(SSL *ssl, const unsigned char *id, int len, int *copy)
+{
+    struct sess_store *st = ctx_store(SSL_get_SSL_CTX(ssl));
+    SSL_SESSION *sess = NULL;
+
+    *copy = 0;
+    if (!st || len <= 0 || len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+        return NULL;
+    pthread_mutex_lock(&st->mu);
+    int32_t i = sess_find(st, id, (unsigned int)len);
+    if (i >= 0) {
+        const unsigned char *p = st->ents[i].der;
+        sess = d2i_SSL_SESSION(NULL, &p, st->ents[i].derlen);
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (!sess)
+        ERR_clear_error();
+    return sess; /* OpenSSL checks its age and takes this reference */
+}
+
+static void
+on_sess_remove(SSL_CTX *ctx, SSL_SESSION *sess)
+{
+    struct sess_store *st = ctx_store(ctx);
+    unsigned int len;
+    const unsigned char *id = SSL_SESSION_get_id(sess, &len);
+
+    if (!st || len == 0)
+        return;
+    pthread_mutex_lock(&st->mu);
+    int32_t i = sess_find(st, id, len);
+    if (i >= 0)
+        sess_drop(st, i);
+    pthread_mutex_unlock(&st->mu);
+}
+
 /* ---- sets and their lifetime ---- */
 
 static void
@@ -124,6 +299,9 @@ set_free(struct tls_set *s)
 {
     for (uint32_t i = 0; i < s->nctxs; i++) {
         struct tls_ctx *c = &s->ctxs[i];
+        /* freeing a context flushes its cache through the remove callback: the store keeps
+         * those sessions for the contexts of the next set */
+        SSL_CTX_sess_set_remove_cb(c->ctx, NULL);
         SSL_CTX_free(c->ctx);
         for (uint32_t j = 0; j < c->nnames; j++)
             free(c->names[j]);
@@ -785,6 +963,9 @@ new_ctx(struct tls_server *t, struct tls_set *s, const struct client_ca *ca, cha
     if (c->session_cache > 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_sess_set_cache_size(ctx, (long)c->session_cache);
+        SSL_CTX_sess_set_new_cb(ctx, on_sess_new);
+        SSL_CTX_sess_set_get_cb(ctx, on_sess_get);
+        SSL_CTX_sess_set_remove_cb(ctx, on_sess_remove);
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
@@ -1051,6 +1232,7 @@ tls_server_new(const struct config_tls *cfg, char *err, size_t errlen)
     }
     t = pt_calloc(1, sizeof(*t));
     cfg_copy(&t->cfg, cfg);
+    sess_store_init(&t->sessions, t->cfg.session_cache);
     pthread_rwlock_init(&t->set_lock, NULL);
     pthread_rwlock_init(&t->key_lock, NULL);
     atomic_init(&t->rotate_at, UINT64_MAX);
@@ -1093,6 +1275,7 @@ tls_server_free(struct tls_server *t)
     if (!t)
         return;
     set_unref(t->set);
+    sess_store_free(&t->sessions);
     EVP_CIPHER_free(t->aes);
     OPENSSL_cleanse(t->keys, sizeof(t->keys));
     pthread_rwlock_destroy(&t->key_lock);

@@ -1140,6 +1140,58 @@ def test_sighup_reloads_certificate_keeping_connections(reload_setup, pki, ctx, 
     assert p.proc.poll() is None
 
 
+@pytest.mark.parametrize("proto", ["-tls1_2", "-tls1_3"])
+def test_session_cache_survives_certificate_reload(tls_portico, pki, tmp_path, proto):
+    """Sessions live in the server, not in the contexts a reload replaces: with tickets off
+    (only the cache can resume), a session made before SIGHUP still resumes after it."""
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    copy_pair(pki.rsa, cert, key)
+    p = tls_portico(tls={"cert": str(cert), "key": str(key), "session_tickets": False,
+                         "session_cache": 1024})
+    req = tls_util.http_get_bytes()
+    sess = str(tmp_path / "s.pem")
+    first = s_client(p.tls_port, proto, "-CAfile", pki.root, "-sess_out", sess, "-ign_eof",
+                     input=req)
+    assert first.handshake_ok and os.path.exists(sess), first
+    before = s_client(p.tls_port, proto, "-CAfile", pki.root, "-sess_in", sess, "-ign_eof",
+                      input=req)
+    assert before.reused, before
+    if proto == "-tls1_3":  # stateful TLS 1.3 tickets are single use: take the new one
+        before = s_client(p.tls_port, proto, "-CAfile", pki.root, "-sess_out", sess,
+                          "-ign_eof", input=req)
+    copy_pair(pki.rsa, cert, key)  # the same pair, rewritten as a deployment would
+    p.send_signal(signal.SIGHUP)
+    assert wait_stderr(p, r"certificates reloaded"), p.stderr()
+    after = s_client(p.tls_port, proto, "-CAfile", pki.root, "-sess_in", sess, "-ign_eof",
+                     input=req)
+    assert after.handshake_ok and "HTTP/1.1 200" in after.out, after
+    assert after.reused, f"{proto}: the session was forgotten by the reload:\n{after}"
+
+
+def test_session_store_keeps_the_newest_sessions_over_a_reload(tls_portico, pki, tmp_path):
+    """session_cache bounds the sessions kept across a reload too: the newest stay, the
+    oldest go. (OpenSSL 3.0's own cache keeps one fewer than its size, and the store follows
+    its evictions, so only the two ends are asserted.)"""
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    copy_pair(pki.rsa, cert, key)
+    p = tls_portico(tls={"cert": str(cert), "key": str(key), "session_tickets": False,
+                         "session_cache": 3})
+    req = tls_util.http_get_bytes()
+    sess = []
+    for i in range(5):
+        sess.append(str(tmp_path / f"s{i}.pem"))
+        out = s_client(p.tls_port, "-tls1_2", "-CAfile", pki.root, "-sess_out", sess[i],
+                       "-ign_eof", input=req)
+        assert out.handshake_ok and out.new and os.path.exists(sess[i]), out
+    p.send_signal(signal.SIGHUP)
+    assert wait_stderr(p, r"certificates reloaded"), p.stderr()
+    # newest first: a miss makes a new session, which would push out an older one
+    got = [s_client(p.tls_port, "-tls1_2", "-CAfile", pki.root, "-sess_in", f, "-ign_eof",
+                    input=req).reused for f in reversed(sess)]
+    assert got[0] and got[1], got  # the two newest survived the reload
+    assert not got[-1] and not got[-2], got  # the two oldest did not fit
+
+
 def test_sighup_with_broken_key_keeps_old_certificate(reload_setup, pki, ctx):
     p, cert, key = reload_setup
     old = TlsClient(p.tls_port, ctx)
