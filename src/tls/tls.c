@@ -87,7 +87,8 @@ struct tls_set {
  * stays the fast path; this store is written next to it (new_session_cb), emptied with it
  * (remove_session_cb: timeouts, evictions, failed sessions) and read when it misses
  * (get_session_cb), which after a reload is the first resumption of each session. A ring of
- * session_cache entries, oldest overwritten, indexed by a hash of the session id. */
+ * session_cache entries, oldest overwritten, indexed by a hash of the session id. Used when
+ * session tickets are off (tls_server_new says why). */
 struct sess_ent {
     unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
     unsigned int idlen;
@@ -963,9 +964,11 @@ new_ctx(struct tls_server *t, struct tls_set *s, const struct client_ca *ca, cha
     if (c->session_cache > 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_sess_set_cache_size(ctx, (long)c->session_cache);
-        SSL_CTX_sess_set_new_cb(ctx, on_sess_new);
-        SSL_CTX_sess_set_get_cb(ctx, on_sess_get);
-        SSL_CTX_sess_set_remove_cb(ctx, on_sess_remove);
+        if (t->sessions.cap) {
+            SSL_CTX_sess_set_new_cb(ctx, on_sess_new);
+            SSL_CTX_sess_set_get_cb(ctx, on_sess_get);
+            SSL_CTX_sess_set_remove_cb(ctx, on_sess_remove);
+        }
     } else {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
@@ -1232,7 +1235,10 @@ tls_server_new(const struct config_tls *cfg, char *err, size_t errlen)
     }
     t = pt_calloc(1, sizeof(*t));
     cfg_copy(&t->cfg, cfg);
-    sess_store_init(&t->sessions, t->cfg.session_cache);
+    /* With tickets on, sessions resume across a reload through them (the keys are the
+     * server's), and OpenSSL keeps TLS 1.3 ticket sessions out of its cache unless a remove
+     * callback is set: the store would only double that memory. */
+    sess_store_init(&t->sessions, t->cfg.session_tickets ? 0 : t->cfg.session_cache);
     pthread_rwlock_init(&t->set_lock, NULL);
     pthread_rwlock_init(&t->key_lock, NULL);
     atomic_init(&t->rotate_at, UINT64_MAX);
