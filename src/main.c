@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,34 +76,55 @@ has_https(const struct config_upstream *up)
     return false;
 }
 
-/* -t: loads every TLS context the configuration names, as the start does, and frees it.
- * Returns 0, or 1 with the error on stderr. */
+/* An error of open_tls: on stderr, and in the error log once that is started. */
+static void tls_fail(bool logged, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+tls_fail(bool logged, const char *fmt, ...)
+{
+    char msg[640];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (logged)
+        log_error("%s", msg);
+    fprintf(stderr, "portico: %s\n", msg);
+}
+
+/* Loads every TLS context the configuration names: one per TLS listener into tls[] (nlistens
+ * slots), and one client context per pool with https:// servers into lb's pools; with lb NULL
+ * (-t) each client context is made and freed at once. Returns PT_OK, or PT_ERR with the error
+ * said (tls_fail); what was made stays for the caller to free. */
 static int
-check_tls(const struct config *cfg)
+open_tls(const struct config *cfg, struct tls_server **tls, struct lb *lb, bool logged)
 {
     char err[512];
     for (uint32_t i = 0; cfg->listen_tls && i < cfg->nlistens; i++) {
         if (!cfg->listen_tls[i])
             continue;
-        struct tls_server *t = tls_server_new(cfg->listen_tls[i], err, sizeof(err));
-        if (!t) {
-            fprintf(stderr, "portico: listen %s: %s\n", cfg->listens[i].text, err);
-            return 1;
+        tls[i] = tls_server_new(cfg->listen_tls[i], err, sizeof(err));
+        if (!tls[i]) {
+            tls_fail(logged, "listen %s: %s", cfg->listens[i].text, err);
+            return PT_ERR;
         }
-        tls_server_free(t);
     }
     for (uint32_t i = 0; i < cfg->nupstreams; i++) {
         const struct config_upstream *up = &cfg->upstreams[i];
         if (!has_https(up))
             continue;
-        struct tls_client *t = tls_client_new(&up->tls, NULL, err, sizeof(err));
+        struct tls_client *t =
+            tls_client_new(&up->tls, lb ? upconn_on_session : NULL, err, sizeof(err));
         if (!t) {
-            fprintf(stderr, "portico: upstream %s: %s\n", up->name, err);
-            return 1;
+            tls_fail(logged, "upstream %s: %s", up->name, err);
+            return PT_ERR;
         }
-        tls_client_free(t);
+        if (lb)
+            lb->pools[i].tls = t;
+        else
+            tls_client_free(t);
     }
-    return 0;
+    return PT_OK;
 }
 
 int
@@ -276,7 +298,9 @@ main(int argc, char **argv)
     if (test_only) {
         /* the TLS material too (certificates, keys, chains, OCSP responses, CA bundles), as
          * the start would load it */
-        int trc = check_tls(cfg);
+        struct tls_server **tls = pt_calloc(cfg->nlistens, sizeof(*tls));
+        int trc = open_tls(cfg, tls, NULL, false) == PT_OK ? 0 : 1;
+        free_tls(tls, cfg->nlistens);
         if (trc == 0)
             printf("%s: configuration is valid\n", cfg->source ? cfg->source : "configuration");
         config_free(cfg);
@@ -303,37 +327,16 @@ main(int argc, char **argv)
 
     int rc = 0;
     uint32_t nw = cfg->workers ? cfg->workers : 1;
-    /* TLS contexts, one per TLS listener, shared by the workers. */
+    /* TLS contexts, one per TLS listener, shared by the workers, and one per pool with
+     * https:// servers. */
     struct tls_server **tls = pt_calloc(cfg->nlistens, sizeof(*tls));
-    for (uint32_t i = 0; cfg->listen_tls && i < cfg->nlistens; i++) {
-        if (!cfg->listen_tls[i])
-            continue;
-        tls[i] = tls_server_new(cfg->listen_tls[i], err, sizeof(err));
-        if (!tls[i]) {
-            log_error("listen %s: %s", cfg->listens[i].text, err);
-            fprintf(stderr, "portico: listen %s: %s\n", cfg->listens[i].text, err);
-            free_tls(tls, cfg->nlistens);
-            log_stop();
-            config_free(cfg);
-            return 1;
-        }
-    }
     struct lb *lb = lb_new(cfg);
-    /* TLS client contexts for pools with https:// servers */
-    for (uint32_t i = 0; i < cfg->nupstreams; i++) {
-        const struct config_upstream *up = &cfg->upstreams[i];
-        if (!has_https(up))
-            continue;
-        lb->pools[i].tls = tls_client_new(&up->tls, upconn_on_session, err, sizeof(err));
-        if (!lb->pools[i].tls) {
-            log_error("upstream %s: %s", up->name, err);
-            fprintf(stderr, "portico: upstream %s: %s\n", up->name, err);
-            free_lb(lb);
-            free_tls(tls, cfg->nlistens);
-            log_stop();
-            config_free(cfg);
-            return 1;
-        }
+    if (open_tls(cfg, tls, lb, true) != PT_OK) {
+        free_lb(lb);
+        free_tls(tls, cfg->nlistens);
+        log_stop();
+        config_free(cfg);
+        return 1;
     }
     struct worker **ws = pt_calloc(nw, sizeof(*ws));
     for (uint32_t i = 0; i < nw; i++) {

@@ -626,18 +626,17 @@ fail_nobio:
     return PT_ERR;
 }
 
-/* <t> as "YYYY-MM-DD HH:MM:SS UTC" in <out>, and as a time_t in *when (0 when unreadable). */
-static void
-asn1_time_text(const ASN1_TIME *t, char *out, size_t n, time_t *when)
+/* <t> as "YYYY-MM-DD HH:MM:SS UTC" in <out>; returns it as a time_t (0 when unreadable). */
+static time_t
+asn1_time_text(const ASN1_TIME *t, char *out, size_t n)
 {
     struct tm tm;
-    *when = 0;
     if (!t || !ASN1_TIME_to_tm(t, &tm)) {
         snprintf(out, n, "(unreadable time)");
-        return;
+        return 0;
     }
     strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    *when = timegm(&tm);
+    return timegm(&tm);
 }
 
 /* Checks that the OCSP response <resp> speaks of <leaf>, and is current: the single response
@@ -657,7 +656,6 @@ check_ocsp(const char *path, const char *cert_path, OCSP_RESPONSE *resp, X509 *l
     int reason = 0, status, rc = PT_ERR;
     ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
     char t1[48], t2[48];
-    time_t w1, w2;
 
     *until = 0;
     if (!bs) {
@@ -693,8 +691,8 @@ check_ocsp(const char *path, const char *cert_path, OCSP_RESPONSE *resp, X509 *l
         goto out;
     }
     status = OCSP_single_get0_status(match, &reason, &rev, &thisupd, &nextupd);
-    asn1_time_text(thisupd, t1, sizeof(t1), &w1);
-    asn1_time_text(nextupd, t2, sizeof(t2), &w2);
+    asn1_time_text(thisupd, t1, sizeof(t1));
+    time_t next = asn1_time_text(nextupd, t2, sizeof(t2));
     if (nextupd && X509_cmp_current_time(nextupd) < 0) {
         pt_seterr(err, errlen, "%s: the OCSP response expired at %s (its next update)", path, t2);
         goto out;
@@ -706,7 +704,7 @@ check_ocsp(const char *path, const char *cert_path, OCSP_RESPONSE *resp, X509 *l
     if (status != V_OCSP_CERTSTATUS_GOOD)
         log_warn("tls: %s: the OCSP response says certificate %s is %s", path, cert_path,
                  OCSP_cert_status_str(status));
-    *until = nextupd ? w2 : 0;
+    *until = nextupd ? next : 0;
     rc = PT_OK;
 out:
     OCSP_BASICRESP_free(bs);

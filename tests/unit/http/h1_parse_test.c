@@ -1187,6 +1187,23 @@ trim_ows(const char **v, size_t *n)
         (*n)--;
 }
 
+/* Ends the head in <out> (<n> bytes so far): [ "P: " <pad-1 bytes> "\r\n" ] "\r\n". Returns the
+ * length. */
+static size_t
+end_head(char *out, size_t n, size_t pad)
+{
+    if (pad) {
+        memcpy(out + n, "P: ", 3);
+        n += 3;
+        memset(out + n, 'p', pad - 1);
+        n += pad - 1;
+        memcpy(out + n, "\r\n", 2);
+        n += 2;
+    }
+    memcpy(out + n, "\r\n", 2);
+    return n + 2;
+}
+
 /* "GET / HTTP/1.1\r\nHost: a\r\n" <name> ": " <value> "\r\n" [ "P: " <pad-1 bytes> "\r\n" ]
  * "\r\n": <pad> moves the end of the buffer relative to the value (0: no padding field). */
 static size_t
@@ -1202,17 +1219,7 @@ build_field_req(char *out, const char *name, size_t nlen, const char *val, size_
     memcpy(out + n, val, vlen);
     n += vlen;
     memcpy(out + n, "\r\n", 2);
-    n += 2;
-    if (pad) {
-        memcpy(out + n, "P: ", 3);
-        n += 3;
-        memset(out + n, 'p', pad - 1);
-        n += pad - 1;
-        memcpy(out + n, "\r\n", 2);
-        n += 2;
-    }
-    memcpy(out + n, "\r\n", 2);
-    return n + 2;
+    return end_head(out, n + 2, pad);
 }
 
 /* Parses a request whose X field has value <val>: checks the value span when every byte is
@@ -1463,17 +1470,7 @@ check_reason(int line, const char *rs, size_t rlen, size_t pad)
     memcpy(buf + n, rs, rlen);
     n += rlen;
     memcpy(buf + n, "\r\n", 2);
-    n += 2;
-    if (pad) {
-        memcpy(buf + n, "P: ", 3);
-        n += 3;
-        memset(buf + n, 'p', pad - 1);
-        n += pad - 1;
-        memcpy(buf + n, "\r\n", 2);
-        n += 2;
-    }
-    memcpy(buf + n, "\r\n", 2);
-    n += 2;
+    n = end_head(buf, n + 2, pad);
     size_t i = 0;
     while (i < rlen && oracle_value_byte((unsigned char)rs[i]))
         i++;
