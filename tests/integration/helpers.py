@@ -1009,6 +1009,23 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def free_wildcard_port():
+    """A port free on every IPv4 address, for a listener on 0.0.0.0. Drawn below Linux's
+    default ephemeral range (32768-60999): a port from free_port() can meanwhile become the
+    local port of some outgoing connection, which a wildcard bind then collides with."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for a wildcard listener in 20000-32767")
+
+
 def port_refuses(port, host="127.0.0.1", timeout=1.0):
     """True when a connect to the port is refused."""
     try:

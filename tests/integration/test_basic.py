@@ -133,6 +133,6 @@ def test_many_concurrent_connections(origin, portico):
 @pytest.mark.parametrize("form", ["*:{port}", ":{port}"])
 def test_listen_on_all_ipv4_addresses(origin, portico, form):
     import helpers
-    port = helpers.free_port()
+    port = helpers.free_wildcard_port()
     portico(origin, listen=form.format(port=port))
     assert request(port, "GET", "/any").status == 200
