@@ -422,6 +422,10 @@ main(int argc, char **argv)
             log_warn("SIGHUP: reloading the rest of the configuration is not supported yet; "
                      "still running on %s",
                      cfg->source ? cfg->source : "the current configuration");
+            /* HTTP/2 clients get a graceful GOAWAY and reconnect, to what was reloaded */
+            atomic_fetch_add(&worker_reload_gen, 1);
+            for (uint32_t i = 0; i < nw; i++)
+                worker_request_reload(ws[i]);
             continue;
         }
         log_info("%s: stopping%s", strsignal(sig),

@@ -2880,6 +2880,14 @@ exchange_drain(struct worker *w)
 }
 
 void
+exchange_reload(struct worker *w)
+{
+    for (struct client *c = w->clients; c; c = c->next)
+        if (c->state == CS_H2)
+            h2_conn_notice(c);
+}
+
+void
 exchange_close_all(struct worker *w)
 {
     while (w->clients) {

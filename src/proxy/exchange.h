@@ -19,6 +19,11 @@ void exchange_on_upstream_timer(struct upconn *u);
 /* Worker drain: close idle clients now; active ones close after their response. */
 void exchange_drain(struct worker *w);
 
+/* After a reload: every HTTP/2 connection gets a graceful GOAWAY (h2_conn_notice). HTTP/1.1
+ * connections are left as they are: closing an idle one races with a request the client may
+ * be sending, which HTTP/1.1 cannot tell apart from one never processed. */
+void exchange_reload(struct worker *w);
+
 /* Closes every client connection at once (drain time over, or shutdown). */
 void exchange_close_all(struct worker *w);
 

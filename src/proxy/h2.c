@@ -30,6 +30,10 @@
 #define H2_SINK_MAX          (64u * 1024u) /* response bytes a stream holds for flow control */
 #define H2_MAX_CONTINUATIONS 32            /* CONTINUATION frames in one header block */
 #define H2_RUN_GUARD         16            /* read/process/write rounds per turn */
+#define H2_NOTICE_MS         1000          /* graceful GOAWAY: longest wait for the PING ack */
+
+/* opaque data of the PING that follows a shutdown notice (h2_conn_notice) */
+static const uint8_t notice_ping[8] = {'p', 'o', 'r', 't', 'i', 'c', 'o', 'g'};
 
 struct h2_stream {
     struct client vc; /* first: freed as a client (worker's dead list) */
@@ -73,7 +77,9 @@ struct h2_conn {
     int64_t allowance;
     uint64_t allowance_ms;
     bool rd_eof, fatal, draining, dead;
-    bool settings_sent; /* our SETTINGS went out, with MAX_CONCURRENT_STREAMS (send_cb) */
+    bool notice;            /* a shutdown notice went out; the final GOAWAY follows */
+    uint64_t notice_due_ms; /* ... at the latest then */
+    bool settings_sent;     /* our SETTINGS went out, with MAX_CONCURRENT_STREAMS (send_cb) */
     /* frame boundaries in what the client sent, for frames nghttp2 ignores without a callback
      * (scan_frames): bytes still to skip (the preface, then each payload), header bytes held */
     uint32_t scan_skip;
@@ -791,8 +797,13 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         break;
     case NGHTTP2_PING:
-        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !spend(h, "PING"))
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+            if (!spend(h, "PING"))
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+        } else if (h->notice &&
+                   memcmp(frame->ping.opaque_data, notice_ping, sizeof(notice_ping)) == 0) {
+            h2_conn_drain(h->c); /* a round trip after the notice: the final GOAWAY */
+        }
         break;
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !spend(h, "SETTINGS"))
@@ -863,20 +874,25 @@ conn_timer(struct h2_conn *h)
 {
     struct client *c = h->c;
     const struct config_timeouts *t = &c->w->cfg->timeouts;
+    uint64_t now = loop_clock_us() / 1000;
+    uint32_t ms = UINT32_MAX; /* none */
     if (c->wbuf.len && !c->writable) {
-        client_set_timer(c, t->client_send_ms);
+        ms = t->client_send_ms;
     } else if (h->hs) {
         /* a header block begun and not finished: the stream has no timer of its own yet */
-        uint64_t now = loop_clock_us() / 1000;
-        client_set_timer(c, h->hs_due_ms > now ? (uint32_t)(h->hs_due_ms - now) : 0);
+        ms = h->hs_due_ms > now ? (uint32_t)(h->hs_due_ms - now) : 0;
     } else if (h->nstreams == 0) {
-        client_set_timer(c, h->nreq ? t->client_keepalive_ms : t->client_header_ms);
+        ms = h->nreq ? t->client_keepalive_ms : t->client_header_ms;
     } else if (h->nlive == 0) {
         /* only finished responses wait for the client's flow-control window */
-        client_set_timer(c, t->client_send_ms);
-    } else {
-        loop_timer_cancel(&c->w->loop, &c->timer);
+        ms = t->client_send_ms;
     }
+    if (h->notice && !h->draining)
+        ms = PT_MIN(ms, h->notice_due_ms > now ? (uint32_t)(h->notice_due_ms - now) : 0);
+    if (ms == UINT32_MAX)
+        loop_timer_cancel(&c->w->loop, &c->timer);
+    else
+        client_set_timer(c, ms);
 }
 
 /* nghttp2's allocations (stream state, frames, header buffers: several per request) come
@@ -1113,6 +1129,10 @@ void
 h2_conn_timeout(struct client *c)
 {
     struct h2_conn *h = c->h2c;
+    if (h->notice && !h->draining && loop_clock_us() / 1000 >= h->notice_due_ms) {
+        h2_conn_drain(c); /* no PING ack came back in time: the final GOAWAY now */
+        return;
+    }
     if (h->nstreams == 0 && !(c->wbuf.len && !c->writable) && !h->fatal && !h->hs) {
         /* idle: say goodbye properly, one try to write it */
         nghttp2_session_terminate_session(h->s, NGHTTP2_NO_ERROR);
@@ -1134,6 +1154,22 @@ h2_conn_drain(struct client *c)
     h->draining = true;
     nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->s),
                           NGHTTP2_NO_ERROR, NULL, 0);
+    client_queue(c);
+}
+
+void
+h2_conn_notice(struct client *c)
+{
+    struct h2_conn *h = c->h2c;
+    if (h->notice || h->draining || h->fatal)
+        return;
+    if (nghttp2_submit_shutdown_notice(h->s) != 0 ||
+        nghttp2_submit_ping(h->s, NGHTTP2_FLAG_NONE, notice_ping) != 0) {
+        h2_conn_drain(c);
+        return;
+    }
+    h->notice = true;
+    h->notice_due_ms = loop_clock_us() / 1000 + H2_NOTICE_MS;
     client_queue(c);
 }
 

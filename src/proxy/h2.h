@@ -32,6 +32,13 @@ void h2_conn_timeout(struct client *c);
 /* Worker drain: GOAWAY, let the streams finish, then close. */
 void h2_conn_drain(struct client *c);
 
+/* Graceful GOAWAY in two steps (RFC 9113 6.8): a GOAWAY with the largest stream id and a PING
+ * go out now; streams the client opens meanwhile are still served. When the PING's ack comes
+ * back (one round trip: whatever the client sent before it has arrived), or H2_NOTICE_MS later
+ * without one, the final GOAWAY names the last stream processed, and the connection closes
+ * once its streams are done. */
+void h2_conn_notice(struct client *c);
+
 /* Called by client_close on an HTTP/2 connection: ends every stream and frees the session. */
 void h2_conn_free(struct client *c);
 

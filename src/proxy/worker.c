@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 atomic_int worker_stop_requested;
+atomic_uint worker_reload_gen;
 
 static void
 on_turn(struct loop *l)
@@ -49,6 +50,11 @@ static void
 on_wake(struct loop *l)
 {
     struct worker *w = l->data;
+    unsigned gen = atomic_load(&worker_reload_gen);
+    if (gen != w->reload_seen && !w->draining) {
+        w->reload_seen = gen;
+        exchange_reload(w);
+    }
     if (!atomic_load(&worker_stop_requested) || w->draining)
         return;
     w->draining = true;
@@ -76,6 +82,7 @@ worker_new(uint32_t id, const struct config *cfg, struct lb *lb, struct tls_serv
 {
     struct worker *w = pt_calloc(1, sizeof(*w));
     w->id = id;
+    w->reload_seen = atomic_load(&worker_reload_gen);
     w->cfg = cfg;
     w->lb = lb;
     /* a cache of free blocks as large as a burst needs (HTTP/2: a few per stream in flight);
@@ -157,6 +164,12 @@ worker_start(struct worker *w)
 
 void
 worker_request_stop(struct worker *w)
+{
+    loop_wake(&w->loop);
+}
+
+void
+worker_request_reload(struct worker *w)
 {
     loop_wake(&w->loop);
 }

@@ -58,6 +58,7 @@ struct worker {
     struct client *rerun; /* connections to run again at the end of the turn */
     struct log_ring *log;
     bool draining;
+    uint32_t reload_seen; /* the worker_reload_gen this worker last acted on */
     struct loop_timer drain_timer;
     struct loop_timer housekeeping; /* 1 s: trims cached memory */
     struct loop_timer wait_poll;    /* while requests wait for max_conns slots */
@@ -70,6 +71,8 @@ struct worker {
 
 /* Set by the main thread; workers read it when woken. */
 extern atomic_int worker_stop_requested;
+/* Bumped by the main thread after a reload (SIGHUP); see worker_request_reload. */
+extern atomic_uint worker_reload_gen;
 
 /* Creates worker <id> with listening sockets for every listen address of <cfg>. Returns NULL
  * with a message in err when a socket cannot be opened. */
@@ -82,6 +85,11 @@ int worker_start(struct worker *w);
 /* Asks the worker to drain: stop accepting, finish in-flight requests, exit its loop when no
  * client is left or cfg drain time passed. Thread-safe. */
 void worker_request_stop(struct worker *w);
+
+/* Tells the worker a reload happened (after worker_reload_gen was bumped): its HTTP/2
+ * connections get a graceful GOAWAY, so clients open new connections, which use what was
+ * reloaded, while the streams in flight finish. Thread-safe. */
+void worker_request_reload(struct worker *w);
 
 void worker_join(struct worker *w);
 void worker_free(struct worker *w);

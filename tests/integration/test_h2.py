@@ -26,8 +26,8 @@ import h2.exceptions
 import helpers
 import h2_util
 import tls_util
-from h2_util import (CONTINUATION, DATA, END_STREAM, ENHANCE_YOUR_CALM, HEADERS, NO_ERROR,
-                     PROTOCOL_ERROR, REFUSED_STREAM, S_INITIAL_WINDOW_SIZE,
+from h2_util import (CONTINUATION, DATA, END_STREAM, ENHANCE_YOUR_CALM, GOAWAY, HEADERS,
+                     NO_ERROR, PING, PROTOCOL_ERROR, REFUSED_STREAM, S_INITIAL_WINDOW_SIZE,
                      S_MAX_CONCURRENT_STREAMS, S_MAX_HEADER_LIST_SIZE, H2Client, RawH2, frame)
 from helpers import REQUEST_ID_RE, PatternChecker, hget, pattern_slices
 from tls_util import wait_port
@@ -1109,6 +1109,90 @@ def test_sigterm_idle_connection_goaway_prompt_exit(h2p, origin):
         assert c.goaway["last_stream_id"] == 1
     assert p.wait(5) == 0
     assert time.monotonic() - t0 < 3
+
+
+MAX_SID = 0x7FFFFFFF
+
+
+def pings(r):
+    """The opaque data of the PINGs (not acks) the server sent on RawH2 <r>."""
+    return [payload for t, f, _, payload in r.frames if t == PING and not f & 1]
+
+
+def goaways(r):
+    return [h2_util.parse_goaway(payload) for t, _, _, payload in r.frames if t == GOAWAY]
+
+
+@pytest.mark.deadline(30)
+def test_sighup_graceful_goaway_in_two_steps(h2p, origin):
+    """RFC 9113 6.8: on a reload, a GOAWAY naming the largest stream id and a PING; a stream
+    the client opens before it acks the PING is still served; the ack brings the final GOAWAY
+    with the last stream processed; a stream after that is not processed; the stream in
+    flight completes, then the connection closes. Portico keeps running."""
+    p = h2p()
+    r = RawH2(p.h2c_port, timeout=10)
+    r.request(1, "/slow?delay=1.5")
+    assert origin.wait_for(lambda o: "/slow?delay=1.5" in o.head_targets, 3)
+    p.send_signal(signal.SIGHUP)
+    assert r.pump(lambda: r.goaway is not None and pings(r), 3), r.frame_types()
+    assert goaways(r)[0]["last_stream_id"] == MAX_SID
+    assert goaways(r)[0]["error_code"] == NO_ERROR
+    opaque = pings(r)[0]
+    # opened after the notice, before the ack: served
+    r.request(3, "/after-notice")
+    assert r.pump(lambda: r.stream(3).ended, 5)
+    assert r.stream(3).status == 200
+    assert len(goaways(r)) == 1, "final GOAWAY before the PING was acknowledged"
+    r.send(h2_util.ping_frame(opaque, ack=True))
+    assert r.pump(lambda: len(goaways(r)) == 2, 3), r.frame_types()
+    assert goaways(r)[1]["last_stream_id"] == 3 and goaways(r)[1]["error_code"] == NO_ERROR
+    r.request(5, "/late")
+    assert r.pump(lambda: r.stream(1).ended, 5)
+    assert r.stream(1).status == 200
+    assert r.wait_closed(5), "connection not closed after its last stream"
+    r.close()
+    assert "/late" not in origin.head_targets
+    assert p.proc.poll() is None
+    with client(p, None) as c:
+        assert echo(c.request("GET", "/after-reload"))["target"] == "/after-reload"
+
+
+@pytest.mark.deadline(30)
+def test_sighup_final_goaway_without_ping_ack(h2p, origin):
+    """A client that never acknowledges the PING still gets the final GOAWAY, about a second
+    after the notice, and its idle connection is closed."""
+    p = h2p()
+    r = RawH2(p.h2c_port, timeout=10)
+    r.request(1, "/first")
+    assert r.pump(lambda: r.stream(1).ended, 5)
+    p.send_signal(signal.SIGHUP)
+    assert r.pump(lambda: r.goaway is not None, 3)
+    t0 = r.goaway_t
+    assert r.pump(lambda: len(goaways(r)) == 2, 4), r.frame_types()
+    t1 = time.monotonic()
+    assert goaways(r)[1]["last_stream_id"] == 1 and goaways(r)[1]["error_code"] == NO_ERROR
+    assert 0.7 <= t1 - t0 <= 2.5, t1 - t0
+    assert r.wait_closed(3)
+    r.close()
+    assert p.proc.poll() is None
+
+
+@pytest.mark.parametrize("kind", ["tls", "h2c"])
+def test_sighup_h2_client_reconnects(h2p, origin, cert, kind):
+    """A real client (python h2, which acknowledges PINGs) sees its connection wound down
+    within a round trip of the reload, and a new connection is served."""
+    p = h2p()
+    with client(p, cert, kind) as c:
+        assert echo(c.request("GET", "/before"))["target"] == "/before"
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGHUP)
+        assert c.wait_closed(3), "connection not wound down after SIGHUP"
+        assert time.monotonic() - t0 < 0.9, "final GOAWAY waited for the timeout, not the ack"
+        assert c.goaway is not None and c.goaway["error_code"] == NO_ERROR
+        assert c.goaway["last_stream_id"] == 1
+    with client(p, cert, kind) as c:
+        assert echo(c.request("GET", "/after"))["target"] == "/after"
+    assert p.proc.poll() is None
 
 
 # ---------------------------------------------------------------------------------------------
