@@ -78,7 +78,8 @@ chunked_decode(struct chunked_dec *d, const char *in, size_t len, size_t *consum
         case S_SIZE: {
             int h = hexval(c);
             if (h >= 0) {
-                if (d->digits >= 16 || (d->remaining >> 58))
+                /* 1*HEXDIG (RFC 9112 7.1): leading zeros are allowed, up to a sane count */
+                if (d->digits >= CHUNKED_MAX_DIGITS || (d->remaining >> 58))
                     BAD("chunk size too large");
                 d->remaining = (d->remaining << 4) | (uint64_t)h;
                 d->digits++;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #define CHUNKED_MAX_EXT     4096  /* bytes of extensions on one chunk-size line */
+#define CHUNKED_MAX_DIGITS  64    /* hex digits of one chunk size, leading zeros included */
 #define CHUNKED_MAX_TRAILER 16384 /* bytes of trailer section */
 
 struct chunked_dec {

@@ -3,6 +3,7 @@
  * answers PT_EAGAIN after checking the limits against what has arrived. */
 #include "http/h1_parse.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #if defined(__SSE2__)
@@ -96,10 +97,16 @@ static const uint8_t host_char[256] = {
 int64_t
 h1_parse_content_length(const char *v, size_t len)
 {
-    if (len == 0 || len > 18)
+    if (len == 0)
+        return -1;
+    /* 1*DIGIT (RFC 9110 8.6): leading zeros do not count towards the 18 digits */
+    size_t i = 0;
+    while (i + 1 < len && v[i] == '0')
+        i++;
+    if (len - i > 18)
         return -1;
     int64_t n = 0;
-    for (size_t i = 0; i < len; i++) {
+    for (; i < len; i++) {
         if (v[i] < '0' || v[i] > '9')
             return -1;
         n = n * 10 + (v[i] - '0');
@@ -193,16 +200,22 @@ framing_field(struct framing *f, const struct http_field *fl, const char **err)
         break;
     case 17:
         if (http_name_eq(n, 17, "transfer-encoding")) {
-            if (f->has_te) {
-                *err = "several Transfer-Encoding fields";
-                return PT_ERR;
-            }
+            /* One list over all Transfer-Encoding lines, empty elements ignored (RFC 9110
+             * 5.3, 5.6.1.2): it must come to exactly "chunked"; the caller refuses a list
+             * without it. */
+            size_t pos = 0, s, e;
             f->has_te = true;
-            if (!http_name_eq(fl->value, fl->value_len, "chunked")) {
-                *err = "unsupported Transfer-Encoding";
-                return PT_ERR;
+            while (http_list_next(fl->value, fl->value_len, &pos, &s, &e)) {
+                if (f->chunked) {
+                    *err = "a transfer coding after chunked";
+                    return PT_ERR;
+                }
+                if (!http_name_eq(fl->value + s, e - s, "chunked")) {
+                    *err = "unsupported Transfer-Encoding";
+                    return PT_ERR;
+                }
+                f->chunked = true;
             }
-            f->chunked = true;
         }
         break;
     }
@@ -291,19 +304,42 @@ is_hex(unsigned char c)
 
 /* uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): an IP-literal in brackets, or a
  * reg-name / IPv4 of unreserved, pct-encoded and sub-delims; the port is digits only. */
+/* The inside of "[...]" (RFC 3986 3.2.2): IPv6address, or IPvFuture
+ * "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ). */
+static bool
+ip_literal_valid(const char *a, size_t n)
+{
+    if (n && (a[0] == 'v' || a[0] == 'V')) {
+        size_t i = 1;
+        while (i < n && is_hex((unsigned char)a[i]))
+            i++;
+        if (i == 1 || i >= n || a[i] != '.' || i + 1 == n)
+            return false;
+        for (i++; i < n; i++) {
+            unsigned char c = (unsigned char)a[i];
+            if (!host_char[c] || c == '%' || c == '[' || c == ']')
+                return false;
+        }
+        return true;
+    }
+    char tmp[INET6_ADDRSTRLEN];
+    struct in6_addr addr;
+    if (n == 0 || n >= sizeof(tmp))
+        return false;
+    memcpy(tmp, a, n);
+    tmp[n] = '\0';
+    return inet_pton(AF_INET6, tmp, &addr) == 1;
+}
+
 static bool
 host_valid(const char *h, size_t n)
 {
     size_t i = 0;
     if (n && h[0] == '[') {
-        for (i = 1; i < n && h[i] != ']'; i++) {
-            unsigned char c = (unsigned char)h[i];
-            if (!(is_hex(c) || c == ':' || c == '.' || c == 'v' || c == 'V'))
-                return false;
-        }
-        if (i >= n || i == 1)
+        const char *close = memchr(h, ']', n);
+        if (!close || !ip_literal_valid(h + 1, (size_t)(close - h - 1)))
             return false;
-        i++;
+        i = (size_t)(close - h) + 1;
     } else {
         for (; i < n && h[i] != ':'; i++) {
             unsigned char c = (unsigned char)h[i];
@@ -344,6 +380,37 @@ ci_equal(const char *a, size_t an, const char *b, size_t bn)
             return false;
     }
     return true;
+}
+
+/* Splits "host[:port]" (host_valid) at its port: the host's length, and the port as a number
+ * (<dflt> when absent or empty, -1 when out of range). */
+static size_t
+split_port(const char *a, size_t n, long dflt, long *port)
+{
+    size_t h = n;
+    const char *close = n && a[0] == '[' ? memchr(a, ']', n) : NULL;
+    const char *colon = memchr(close ? close : a, ':', n - (size_t)((close ? close : a) - a));
+    *port = dflt;
+    if (colon) {
+        h = (size_t)(colon - a);
+        if (colon + 1 < a + n) {
+            long v = 0;
+            for (const char *q = colon + 1; q < a + n && v <= 65535; q++)
+                v = v * 10 + (*q - '0');
+            *port = v <= 65535 ? v : -1;
+        }
+    }
+    return h;
+}
+
+/* Whether Host <h> names the same origin as the absolute-form target's authority <a>: hosts
+ * equal ignoring case, ports equal with the scheme's default filled in (RFC 9110 4.2.3). */
+static bool
+same_authority(const char *h, size_t hn, const char *a, size_t an, long dflt)
+{
+    long hp, ap;
+    size_t hl = split_port(h, hn, dflt, &hp), al = split_port(a, an, dflt, &ap);
+    return hp == ap && hp >= 0 && ci_equal(h, hl, a, al);
 }
 
 static int
@@ -394,15 +461,17 @@ parse_target(struct h1_request *r, int *err_status, const char **err)
     r->target_form = H1_TARGET_ABSOLUTE;
     r->authority = a;
     r->authority_len = (uint32_t)(p - a);
-    if (p < e && *p == '/') {
+    r->default_port = skip == 8 ? 443 : 80;
+    if (p < e && (*p == '/' || *p == '?')) {
+        /* "http://h?q" has an empty path, "/" when forwarded (RFC 9112 3.2.1): the path then
+         * starts at the "?" and the "/" is implied */
         r->path = p;
         r->path_len = (uint32_t)(e - p);
-    } else if (p < e && *p == '?') {
-        /* "http://h?q" would go upstream as "/?q" (RFC 9112 3.2.1), which no span of the
-         * buffer holds; such targets are rare enough to refuse. */
-        FAIL(400, "absolute-form target with a query but no path");
     } else if (p < e) {
         FAIL(400, "fragment in request target");
+    } else if (r->method_id == HTTP_M_OPTIONS) {
+        /* RFC 9112 3.2.4: the last proxy forwards OPTIONS with an empty path as "*" */
+        r->target_form = H1_TARGET_ASTERISK;
     } else {
         r->path = "/";
         r->path_len = 1;
@@ -439,6 +508,7 @@ h1_parse_request(struct h1_request *r, const char *buf, size_t len, const struct
     r->host_len = 0;
     r->path = r->authority = NULL;
     r->path_len = r->authority_len = 0;
+    r->default_port = 0;
     r->error_status = 0;
     r->error = NULL;
 
@@ -537,6 +607,8 @@ h1_parse_request(struct h1_request *r, const char *buf, size_t len, const struct
     }
     if (f.has_te && f.content_length >= 0)
         FAIL(400, "both Content-Length and Transfer-Encoding");
+    if (f.has_te && !f.chunked)
+        FAIL(400, "Transfer-Encoding without chunked");
     if (f.has_te && r->version_minor == 0)
         FAIL(400, "Transfer-Encoding in an HTTP/1.0 request");
     r->chunked = f.chunked;
@@ -545,10 +617,9 @@ h1_parse_request(struct h1_request *r, const char *buf, size_t len, const struct
 
     if (r->host_idx >= 0) {
         const struct http_field *h = &r->fields[r->host_idx];
-        if (r->target_form == H1_TARGET_ABSOLUTE || r->target_form == H1_TARGET_AUTHORITY) {
-            if (!ci_equal(h->value, h->value_len, r->authority, r->authority_len))
-                FAIL(400, "Host disagrees with the request target");
-        }
+        if (r->authority && !same_authority(h->value, h->value_len, r->authority, r->authority_len,
+                                            r->default_port))
+            FAIL(400, "Host disagrees with the request target");
         r->host = h->value;
         r->host_len = h->value_len;
     } else {
@@ -649,6 +720,8 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
     }
     if (f.has_te && f.content_length >= 0)
         FAIL(502, "both Content-Length and Transfer-Encoding");
+    if (f.has_te && !f.chunked)
+        FAIL(502, "Transfer-Encoding without chunked");
     r->chunked = f.chunked;
     r->content_length = f.content_length;
     r->conn_flags = f.conn_flags;

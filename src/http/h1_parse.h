@@ -37,10 +37,14 @@ struct h1_request {
     const char *target;
     uint32_t target_len;
     enum h1_target_form target_form;
-    const char *path; /* origin or absolute form: path and query ("/" when absolute has none) */
+    /* origin or absolute form: path and query ("/" when absolute has none; in absolute form
+     * with a query and an empty path it starts at the "?", and "/" is implied). NULL for
+     * asterisk form, which OPTIONS in absolute form with an empty path also becomes. */
+    const char *path;
     uint32_t path_len;
     const char *authority; /* absolute or authority form: host[:port] from the target */
     uint32_t authority_len;
+    long default_port;      /* absolute form: the scheme's port (80, 443); else 0 */
     uint8_t version_minor;  /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
     uint8_t conn_flags;     /* H1_CONN_* */
     bool chunked;           /* Transfer-Encoding: chunked (the only accepted coding) */

@@ -1655,6 +1655,10 @@ balance_key(struct exchange *x, const struct h1_request *r)
         kl = r->path ? r->path_len : r->target_len;
         if (memchr(k, '?', kl))
             kl = (uint32_t)((const char *)memchr(k, '?', kl) - k);
+        if (kl == 0) {
+            k = "/"; /* "http://h?q" */
+            kl = 1;
+        }
         break;
     case HASH_KEY_HEADER:
         for (uint32_t i = 0; i < r->nfields; i++) {
@@ -1886,9 +1890,13 @@ start_exchange(struct client *c, struct h1_request *r)
         const char *q = memchr(r->path, '?', r->path_len);
         rq.path = r->path;
         rq.path_len = q ? (uint32_t)(q - r->path) : r->path_len;
+        if (rq.path_len == 0) {
+            rq.path = "/"; /* "http://h?q": the empty path is "/" */
+            rq.path_len = 1;
+        }
     } else {
-        rq.path = r->target;
-        rq.path_len = r->target_len;
+        rq.path = "*"; /* asterisk form (also OPTIONS http://h) */
+        rq.path_len = 1;
     }
     const struct route *rt = route_match(cfg, &rq);
     x->route = rt;
@@ -1913,10 +1921,11 @@ start_exchange(struct client *c, struct h1_request *r)
             char port[8] = "";
             if (rt->redirect_https_port && rt->redirect_https_port != 443)
                 snprintf(port, sizeof(port), ":%u", (unsigned)rt->redirect_https_port);
-            n = snprintf(loc, sizeof(loc), "https://%.*s%s%.*s", (int)rq.host_len,
-                         rq.host ? rq.host : "", port, (int)pl, p);
+            n = snprintf(loc, sizeof(loc), "https://%.*s%s%s%.*s", (int)rq.host_len,
+                         rq.host ? rq.host : "", port, p[0] == '/' ? "" : "/", (int)pl, p);
         } else if (rt->redirect_keep_path) {
-            n = snprintf(loc, sizeof(loc), "%s%.*s", rt->redirect_to, (int)pl, p);
+            n = snprintf(loc, sizeof(loc), "%s%s%.*s", rt->redirect_to, p[0] == '/' ? "" : "/",
+                         (int)pl, p);
         } else {
             n = snprintf(loc, sizeof(loc), "%s", rt->redirect_to);
         }

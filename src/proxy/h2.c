@@ -31,6 +31,7 @@
 #define H2_MAX_CONTINUATIONS 32            /* CONTINUATION frames in one header block */
 #define H2_RUN_GUARD         16            /* read/process/write rounds per turn */
 #define H2_NOTICE_MS         1000          /* graceful GOAWAY: longest wait for the PING ack */
+#define H2_SKIP_RANGES       4             /* ranges of stream ids a client jumped over, kept */
 
 /* opaque data of the PING that follows a shutdown notice (h2_conn_notice) */
 static const uint8_t notice_ping[8] = {'p', 'o', 'r', 't', 'i', 'c', 'o', 'g'};
@@ -77,6 +78,9 @@ struct h2_conn {
     int64_t allowance;
     uint64_t allowance_ms;
     bool rd_eof, fatal, draining, dead;
+    uint32_t max_sid; /* highest stream id the client opened */
+    uint32_t skip_lo[H2_SKIP_RANGES], skip_hi[H2_SKIP_RANGES]; /* ids it jumped over */
+    uint8_t nskips;
     bool notice;            /* a shutdown notice went out; the final GOAWAY follows */
     uint64_t notice_due_ms; /* ... at the latest then */
     bool settings_sent;     /* our SETTINGS went out, with MAX_CONCURRENT_STREAMS (send_cb) */
@@ -647,12 +651,54 @@ send_cb(nghttp2_session *s, const uint8_t *data, size_t length, int flags, void 
     return (ssize_t)length;
 }
 
+/* A connection error nghttp2 does not raise itself: GOAWAY(PROTOCOL_ERROR), then the close. */
+static int
+protocol_error(struct h2_conn *h, const char *what)
+{
+    log_info("client %s: HTTP/2: %s", h->c->peer, what);
+    if (!h->fatal)
+        nghttp2_session_terminate_session(h->s, NGHTTP2_PROTOCOL_ERROR);
+    h->fatal = true;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/* RFC 9113 5.1.1: opening a stream closes the idle streams below it, and a HEADERS frame on
+ * one of those that was never opened is a connection error. Clients count up by two, so the
+ * ids jumped over are recorded as ranges (a few; beyond, later jumps are not checked, and such
+ * HEADERS are ignored as on any closed stream). */
+static int
+check_stream_id(struct h2_conn *h, int32_t id)
+{
+    uint32_t sid = (uint32_t)id;
+    if (!(sid & 1))
+        return 0; /* nghttp2 refuses even ids from a client */
+    uint32_t next = h->max_sid ? h->max_sid + 2 : 1;
+    if (sid >= next) {
+        if (sid > next && h->nskips < H2_SKIP_RANGES) {
+            h->skip_lo[h->nskips] = next;
+            h->skip_hi[h->nskips] = sid - 2;
+            h->nskips++;
+        }
+        h->max_sid = sid;
+        return 0;
+    }
+    for (uint8_t i = 0; i < h->nskips; i++)
+        if (sid >= h->skip_lo[i] && sid <= h->skip_hi[i])
+            return protocol_error(h, "HEADERS on a stream id below one already used");
+    return 0;
+}
+
 static int
 on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *ud)
 {
     struct h2_conn *h = ud;
     switch (hd->type) {
-    case NGHTTP2_HEADERS: h->ncont = 0; break;
+    case NGHTTP2_HEADERS: h->ncont = 0; return check_stream_id(h, hd->stream_id);
+    case NGHTTP2_PRIORITY:
+        /* RFC 9113 6.3 still requires this, though nghttp2 skips PRIORITY frames unread */
+        if (hd->stream_id == 0)
+            return protocol_error(h, "PRIORITY on stream 0");
+        break;
     case NGHTTP2_CONTINUATION:
         if (++h->ncont > H2_MAX_CONTINUATIONS) {
             calm(h, "CONTINUATION");

@@ -338,11 +338,15 @@ test_bad_size(void)
     BAD("5 a\r\nhello\r\n0\r\n\r\n");
     BAD("5\r\nhello\r\n\r\n");
     BAD("0 \r\n\r\n");
-    /* More than 16 hex digits, and overflow of 64 bits. */
-    BAD("00000000000000005\r\nhello\r\n0\r\n\r\n");
+    /* Leading zeros are 1*HEXDIG too (RFC 9112 7.1), up to CHUNKED_MAX_DIGITS digits; more
+     * than 16 significant digits overflow 64 bits. */
+    DONE("00000000000000005\r\nhello\r\n0\r\n\r\n", "hello");
+    DONE("000000000000000000\r\n\r\n", "");
+    DONE("0000000000000000000000000000000000000000000000000000000000000005\r\nhello\r\n0\r\n\r\n",
+         "hello");
+    BAD("00000000000000000000000000000000000000000000000000000000000000005\r\nhello\r\n");
     BAD("10000000000000000\r\n");
     BAD("fffffffffffffffffff\r\n");
-    BAD("000000000000000000\r\n\r\n");
 }
 
 static void
