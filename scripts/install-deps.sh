@@ -14,7 +14,8 @@ PACKAGES=(
     # TLS test tooling (certificates, s_client) and the TLS scanner test_testssl.py runs
     openssl testssl.sh
     # integration tests (pytest via Debian's /usr/bin/python3)
-    python3 python3-pytest python3-httpx python3-h2 python3-cryptography curl ca-certificates
+    python3 python3-pytest python3-httpx python3-h2 python3-cryptography python3-websockets curl
+    ca-certificates
     # HTTP/2 test client (nghttp) and load generator (h2load)
     nghttp2-client
     # test helpers: ps/pgrep, ss
