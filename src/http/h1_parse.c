@@ -74,9 +74,14 @@ skip_tchars(const char *p, const char *end)
     return p;
 }
 
-/* Request-target bytes: VCHAR only (no SP, no CTL, no obs-text). */
+/* Request-target bytes: VCHAR (no SP, no CTL, no obs-text) except the double quote, "<", ">"
+ * and the backslash. RFC 3986 allows none of them raw, and browsers never send them so (the
+ * WHATWG URL encoder escapes the first three and turns a backslash into "/"); a backslash
+ * reaching an origin that reads it as "/" would route differently from Portico. The other
+ * characters outside RFC 3986 ("{", "}", "|", "^", "`") are what browsers do send raw in
+ * queries: accepted and passed on as they are. */
 static const uint8_t target_char[256] = {
-    ['!' ... '~'] = 1,
+    ['!'] = 1, ['#' ... ';'] = 1, ['='] = 1, ['?' ... '['] = 1, [']' ... '~'] = 1,
 };
 
 /* Host value bytes (RFC 3986 reg-name, IPv4, IP-literal, ":" port). */
@@ -395,18 +400,16 @@ split_port(const char *a, size_t n, long dflt, long *port)
         h = (size_t)(colon - a);
         if (colon + 1 < a + n) {
             long v = 0;
-            for (const char *q = colon + 1; q < a + n && v <= 65535; q++)
-                v = v * 10 + (*q - '0');
+            for (const char *q = colon + 1; q < a + n && v >= 0; q++)
+                v = *q >= '0' && *q <= '9' && v <= 65535 ? v * 10 + (*q - '0') : -1;
             *port = v <= 65535 ? v : -1;
         }
     }
     return h;
 }
 
-/* Whether Host <h> names the same origin as the absolute-form target's authority <a>: hosts
- * equal ignoring case, ports equal with the scheme's default filled in (RFC 9110 4.2.3). */
-static bool
-same_authority(const char *h, size_t hn, const char *a, size_t an, long dflt)
+bool
+h1_same_authority(const char *h, size_t hn, const char *a, size_t an, long dflt)
 {
     long hp, ap;
     size_t hl = split_port(h, hn, dflt, &hp), al = split_port(a, an, dflt, &ap);
@@ -617,8 +620,8 @@ h1_parse_request(struct h1_request *r, const char *buf, size_t len, const struct
 
     if (r->host_idx >= 0) {
         const struct http_field *h = &r->fields[r->host_idx];
-        if (r->authority && !same_authority(h->value, h->value_len, r->authority, r->authority_len,
-                                            r->default_port))
+        if (r->authority && !h1_same_authority(h->value, h->value_len, r->authority,
+                                               r->authority_len, r->default_port))
             FAIL(400, "Host disagrees with the request target");
         r->host = h->value;
         r->host_len = h->value_len;

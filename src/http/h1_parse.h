@@ -103,4 +103,9 @@ int h1_parse_response(struct h1_response *r, const char *buf, size_t len,
 /* Parses a Content-Length value: digits only, at most 18 of them. Returns -1 when malformed. */
 int64_t h1_parse_content_length(const char *v, size_t len);
 
+/* Whether Host value <h> names the same origin as authority <a> ("host[:port]"): hosts equal
+ * ignoring case, ports equal with the scheme's default port <dflt> filled in where absent or
+ * empty (RFC 9110 4.2.3, RFC 3986 6.2.3). A port that is not 0-65535 in digits never matches. */
+bool h1_same_authority(const char *h, size_t hn, const char *a, size_t an, long dflt);
+
 #endif

@@ -1514,8 +1514,8 @@ write_request_head(struct exchange *x, const struct h1_request *r)
     if (c->subject)
         append_field(b, w, c->tls->client_subject_header, strlen(c->tls->client_subject_header),
                      c->subject, strlen(c->subject));
-    if (r->has_te_trailers)
-        APPEND_LIT(b, w, "TE: trailers\r\n");
+    /* No "TE: trailers" upstream even when the client sent it: it says the sender will not
+     * discard trailer fields (RFC 9110 10.1.4), and Portico discards them. */
     if (x->upgrade)
         APPEND_LIT(b, w, "Connection: upgrade\r\n");
 

@@ -16,6 +16,7 @@
 #include "proxy/h2.h"
 #include "core/log.h"
 #include "core/mcache.h"
+#include "http/h1_parse.h"
 #include "http/http.h"
 
 #include <nghttp2/nghttp2.h>
@@ -74,6 +75,7 @@ struct h2_conn {
     uint32_t hsize;
     uint32_t ncont;
     bool have_m, have_p, have_a, have_host, have_cl, reg_started, too_big, bad_host;
+    bool scheme_https; /* :scheme https: default port 443 when comparing Host */
     /* flood allowance: costly frames spend it, time refills it (units of 1/10000 frame) */
     int64_t allowance;
     uint64_t allowance_ms;
@@ -529,9 +531,10 @@ stream_request(struct h2_conn *h, struct h2_stream *st, bool end_stream)
         stream_reply(st, 431);
         return;
     }
-    if (h->bad_host ||
-        (h->have_a && h->have_host &&
-         (h->a_len != h->hv.len || strncasecmp(hb + h->a_off, buf_data(&h->hv), h->a_len) != 0))) {
+    /* RFC 9113 8.3.1: Host and :authority compared after scheme-based normalization */
+    if (h->bad_host || (h->have_a && h->have_host &&
+                        !h1_same_authority(buf_data(&h->hv), h->hv.len, hb + h->a_off, h->a_len,
+                                           h->scheme_https ? 443 : 80))) {
         log_info("client %s: HTTP/2 stream %d: Host differs from :authority, or twice", h->c->peer,
                  st->id);
         stream_reply(st, 400);
@@ -725,7 +728,7 @@ on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
     h->hv.len = h->hv.off = 0;
     h->hsize = 0;
     h->have_m = h->have_p = h->have_a = h->have_host = h->have_cl = false;
-    h->reg_started = h->too_big = h->bad_host = false;
+    h->reg_started = h->too_big = h->bad_host = h->scheme_https = false;
     h->hs = NULL;
     if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers: dropped, as for HTTP/1.1 */
@@ -779,8 +782,10 @@ on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, s
             h->p_off = off, h->p_len = (uint32_t)vl, h->have_p = true;
         } else if (nl == 10 && memcmp(n, ":authority", 10) == 0) {
             h->a_off = off, h->a_len = (uint32_t)vl, h->have_a = true;
+        } else if (nl == 7 && memcmp(n, ":scheme", 7) == 0) {
+            h->scheme_https = vl == 5 && strncasecmp((const char *)value, "https", 5) == 0;
         }
-        return 0; /* :scheme says nothing the connection does not */
+        return 0;
     }
     if (!h->reg_started) {
         h->reg_off = h->hb.len;

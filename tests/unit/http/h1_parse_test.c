@@ -468,6 +468,14 @@ test_origin_form_errors(void)
     /* '#' is neither a pchar nor allowed in the query: no fragment in a request-target. */
     REQ_ERR("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400);
     REQ_ERR("GET /a?x#b HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    /* Never sent raw by browsers, and a backslash may read as "/" upstream: refused. */
+    REQ_ERR("GET /a\\..\\b HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    REQ_ERR("GET /a\"b HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    REQ_ERR("GET /a<b> HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    REQ_ERR("GET /?q=<script> HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    /* Sent raw by browsers in queries: passed on as they are. */
+    if (REQ_OK("GET /a|b?q={x}^`|%zz HTTP/1.1\r\nHost: a\r\n\r\n"))
+        CHECK_SPAN(req.path, req.path_len, "/a|b?q={x}^`|%zz");
 }
 
 /* ---- RFC 9112 3: request-line = method SP request-target SP HTTP-version ---------------- */
