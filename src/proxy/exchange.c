@@ -97,8 +97,10 @@ struct exchange {
     int64_t time_unix_us;
     uint16_t m_method, m_target, m_host, m_ref, m_ua;
     uint8_t rid_len;
+    uint8_t upgrade_offer_len;
     char rid[REQUEST_ID_MAX + 1];
     char meta[META_CAP];
+    char upgrade_offer[128]; /* the request's Upgrade list (upgrade_offer_len bytes; not reset) */
 };
 
 static void tunnel_end(struct client *c);
@@ -179,9 +181,9 @@ list_has_name(const char *v, size_t len, const char *name, size_t nlen)
     return false;
 }
 
-/* Collects up to PT_ARRAY_LEN(out) Connection fields of <fields>: their tokens name more
- * hop-by-hop fields. Returns how many. */
-#define CONNF_MAX 8
+/* Collects the Connection fields of <fields> (all of them: <out> holds as many as a head may
+ * have fields): their tokens name more hop-by-hop fields. Returns how many. */
+#define CONNF_MAX WORKER_MAX_FIELDS
 static uint32_t
 connection_fields(const struct http_field *fields, uint32_t n, uint8_t conn_flags,
                   const struct http_field **out)
@@ -587,6 +589,30 @@ xio_flush(struct xio fd, struct buf *b, bool *writable, uint64_t *written)
 
 /* ------------------------------------------------------------------ local responses */
 
+/* The current time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110 5.6.7), for
+ * the Date field: the wall clock is read once per second of loop time, at the second's turn. */
+static const char *
+exchange_date(struct worker *w, size_t *len)
+{
+    uint64_t now = w->loop.now_ms;
+    if (now >= w->date_next_ms || !w->date[0]) {
+        static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+        static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        int n = snprintf(w->date, sizeof(w->date), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                         days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+                         tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        w->date_len = n > 0 ? PT_MIN((size_t)n, sizeof(w->date) - 1) : 0;
+        w->date_next_ms = now + 1000 - (uint64_t)(ts.tv_nsec / 1000000);
+    }
+    *len = w->date_len;
+    return w->date;
+}
+
 /* Queues a complete small response to the client. <close> adds Connection: close. */
 static void
 queue_simple(struct client *c, struct exchange *x, int status, const char *ctype, const char *body,
@@ -599,6 +625,9 @@ queue_simple(struct client *c, struct exchange *x, int status, const char *ctype
     APPEND_LIT(b, w, " ");
     append_str(b, w, http_reason(status));
     APPEND_LIT(b, w, "\r\n");
+    size_t dl;
+    const char *date = exchange_date(w, &dl);
+    append_field(b, w, "Date", 4, date, dl); /* RFC 9110 6.6.1 */
     if (location)
         append_field(b, w, "Location", 8, location, strlen(location));
     if (status == 405)
@@ -1803,6 +1832,45 @@ upgrade_h2c(const struct h1_request *r)
     return false;
 }
 
+/* Keeps the protocols the request's Upgrade fields offer (joined by ","; what does not fit in
+ * x->upgrade_offer is dropped, and a 101 choosing it is then refused). */
+static void
+keep_upgrade_offer(struct exchange *x, const struct h1_request *r)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->nfields; i++) {
+        const struct http_field *f = &r->fields[i];
+        if (!http_name_eq(f->name, f->name_len, "upgrade"))
+            continue;
+        if (k && k < sizeof(x->upgrade_offer))
+            x->upgrade_offer[k++] = ',';
+        uint32_t n = PT_MIN(f->value_len, (uint32_t)sizeof(x->upgrade_offer) - k);
+        memcpy(x->upgrade_offer + k, f->value, n);
+        k += n;
+    }
+    x->upgrade_offer_len = (uint8_t)k;
+}
+
+/* RFC 9110 7.8: a 101 names the protocol(s) switched to in Upgrade, each one the request
+ * offered. */
+static bool
+upgrade_agreed(const struct exchange *x, const struct h1_response *h)
+{
+    bool named = false;
+    for (uint32_t i = 0; i < h->nfields; i++) {
+        const struct http_field *f = &h->fields[i];
+        if (!http_name_eq(f->name, f->name_len, "upgrade"))
+            continue;
+        size_t pos = 0, s, e;
+        while (http_list_next(f->value, f->value_len, &pos, &s, &e)) {
+            if (!list_has_name(x->upgrade_offer, x->upgrade_offer_len, f->value + s, e - s))
+                return false;
+            named = true;
+        }
+    }
+    return named;
+}
+
 static void
 start_exchange(struct client *c, struct h1_request *r)
 {
@@ -1948,6 +2016,8 @@ start_exchange(struct client *c, struct h1_request *r)
          * request goes up without it (HTTP/2 to clients is Portico's own, h2c: true). */
         x->upgrade = false;
     }
+    if (x->upgrade)
+        keep_upgrade_offer(x, r);
     struct upool *pool = &w->pools[rt->upstream->index];
     x->pool = pool;
     balance_key(x, r);
@@ -2279,6 +2349,7 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
 
     const struct http_field *connf[CONNF_MAX];
     bool hsts_sent = false; /* the server set its own Strict-Transport-Security */
+    bool date_sent = false;
     uint32_t nconn = connection_fields(h->fields, h->nfields, h->conn_flags, connf);
     for (uint32_t i = 0; i < h->nfields; i++) {
         const struct http_field *f = &h->fields[i];
@@ -2321,7 +2392,15 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
             continue;
         if (f->name_len == 25 && http_name_eq(n, 25, "strict-transport-security"))
             hsts_sent = true;
+        if (f->name_len == 4 && http_name_eq(n, 4, "date"))
+            date_sent = true;
         ho_field(&o, n, f->name_len, f->value, f->value_len);
+    }
+    /* RFC 9110 6.6.1: a response forwarded without Date gets the time it was received */
+    if (!date_sent && h->status >= 200) {
+        size_t dl;
+        const char *date = exchange_date(w, &dl);
+        ho_field(&o, "Date", 4, date, dl);
     }
     if (h->status == 101) {
         HO_LIT(&o, "Connection", "upgrade");
@@ -2417,6 +2496,12 @@ on_response_head(struct exchange *x)
             if (h.status == 101) {
                 if (!x->upgrade) {
                     log_warn("upstream %s: 101 to a request without Upgrade", x->srv->addr_text);
+                    x_fail(x, 502);
+                    return PT_ERR;
+                }
+                if (!upgrade_agreed(x, &h)) {
+                    log_warn("upstream %s: 101 without Upgrade, or to a protocol not offered",
+                             x->srv->addr_text);
                     x_fail(x, 502);
                     return PT_ERR;
                 }

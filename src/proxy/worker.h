@@ -65,6 +65,9 @@ struct worker {
     uint32_t nwaiting;              /* such requests on this worker */
     bool kick_waiting;              /* a slot may have freed: retry waiting requests */
     uint64_t rng[2];                /* xorshift128+ state for request ids */
+    char date[64];                  /* the current HTTP-date (exchange_date) */
+    size_t date_len;
+    uint64_t date_next_ms; /* loop time at which it changes */
     struct http_field fields[WORKER_MAX_FIELDS];
     struct http_field rfields[WORKER_MAX_FIELDS];
 };

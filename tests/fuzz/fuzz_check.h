@@ -60,9 +60,12 @@ static inline int64_t
 fz_digits(const char *v, size_t n)
 {
     int64_t x = 0;
-    if (n == 0 || n > 18)
+    size_t i = 0;
+    while (i + 1 < n && v[i] == '0') /* leading zeros: 1*DIGIT all the same */
+        i++;
+    if (n == 0 || n - i > 18)
         return -1;
-    for (size_t i = 0; i < n; i++) {
+    for (; i < n; i++) {
         if (v[i] < '0' || v[i] > '9')
             return -1;
         x = x * 10 + (v[i] - '0');

@@ -85,18 +85,20 @@ reference(const uint8_t *in, size_t len, char *body, size_t *nbody, size_t *end)
     for (;;) {
         uint64_t size = 0;
         int digits = 0;
-        while (pos < len && digits <= 16) {
+        bool big = false; /* more than 64 bits */
+        while (pos < len && digits <= CHUNKED_MAX_DIGITS) {
             int h = in[pos] >= '0' && in[pos] <= '9'   ? in[pos] - '0'
                     : in[pos] >= 'a' && in[pos] <= 'f' ? in[pos] - 'a' + 10
                     : in[pos] >= 'A' && in[pos] <= 'F' ? in[pos] - 'A' + 10
                                                        : -1;
             if (h < 0)
                 break;
+            big |= size >> 60 != 0;
             size = size * 16 + (uint64_t)h;
             digits++;
             pos++;
         }
-        if (digits == 0 || digits > 16)
+        if (digits == 0 || digits > CHUNKED_MAX_DIGITS || big)
             return pos < len ? PT_ERR : PT_EAGAIN;
         while (pos + 1 < len && !(in[pos] == '\r' && in[pos + 1] == '\n'))
             pos++;

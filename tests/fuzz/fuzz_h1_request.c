@@ -52,7 +52,8 @@ check_ok(const struct h1_request *r, const char *buf, size_t len, const struct h
         break;
     case H1_TARGET_ABSOLUTE:
         REQUIRE(r->authority_len > 0 && fz_inside(r->authority, r->authority_len, buf, hl));
-        REQUIRE(r->path_len > 0 && r->path != NULL && r->path[0] == '/');
+        /* "/path", or "?query" with the "/" implied (an empty path) */
+        REQUIRE(r->path_len > 0 && r->path != NULL && (r->path[0] == '/' || r->path[0] == '?'));
         for (uint32_t i = 0; i < r->path_len; i++)
             REQUIRE((unsigned char)r->path[i] > 0x20);
         break;
@@ -61,8 +62,11 @@ check_ok(const struct h1_request *r, const char *buf, size_t len, const struct h
         REQUIRE(r->authority_len > 0 && fz_inside(r->authority, r->authority_len, buf, hl));
         break;
     case H1_TARGET_ASTERISK:
+        /* "*", or "OPTIONS http://h" (an empty path), forwarded as "*" (RFC 9112 3.2.4) */
         REQUIRE(r->method_id == HTTP_M_OPTIONS);
-        REQUIRE(r->target_len == 1 && r->target[0] == '*');
+        REQUIRE(r->path == NULL);
+        REQUIRE((r->target_len == 1 && r->target[0] == '*') ||
+                (r->authority_len > 0 && fz_inside(r->authority, r->authority_len, buf, hl)));
         break;
     default: REQUIRE(!"unknown target form");
     }

@@ -52,6 +52,39 @@ def test_several_connection_fields(origin, portico):
     assert hget(h, "x-c") == ["3"]
 
 
+def test_many_connection_fields_all_honoured(origin, portico):
+    """Every Connection line counts, however many there are (RFC 9110 7.6.1)."""
+    p = portico(origin)
+    conn = [("Connection", f"X-H{i}") for i in range(1, 21)]
+    named = [(f"X-H{i}", "v") for i in range(1, 21)]
+    _, h = seen(p, headers=conn + named + [("X-Kept", "yes")])
+    assert [n for n, _ in h if n.lower().startswith("x-h")] == []
+    assert hget(h, "x-kept") == ["yes"]
+
+
+IMF_FIXDATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|"
+                         r"Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$")
+
+
+def test_local_responses_carry_date(origin, portico):
+    """RFC 9110 6.6.1: an origin server with a clock MUST send Date in 2xx-4xx responses;
+    Portico is the origin of its own pages (404 without a route, redirects, fixed responses),
+    and the time is the current one."""
+    import email.utils
+    import time
+    p = portico({"upstreams": {"app": {"servers": [origin.addr]}},
+                 "routes": [{"match": {"path": "/fixed"}, "respond": {"status": 200,
+                                                                      "body": "ok"}},
+                            {"match": {"path": "/moved"}, "redirect": {"to": "https://x/"}}]})
+    for target, status in (("/fixed", 200), ("/moved", 302), ("/nothing", 404)):
+        r = request(p.port, "GET", target)
+        assert r.status == status, r
+        dates = hget(r.headers, "date")
+        assert len(dates) == 1 and IMF_FIXDATE.match(dates[0]), dates
+        t = email.utils.parsedate_to_datetime(dates[0]).timestamp()
+        assert abs(t - time.time()) < 5, dates[0]
+
+
 def test_request_transfer_encoding_not_forwarded_as_is(origin, portico):
     p = portico(origin)
     r = request(p.port, "POST", "/", body=b"hello", chunked=True)
