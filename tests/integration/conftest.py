@@ -14,6 +14,7 @@ import time
 import pytest
 
 import helpers
+import tls_util
 from helpers import HttpOrigin, RawOrigin, free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -269,6 +270,17 @@ def make_raw(_origins):
 @pytest.fixture
 def origin(make_origin):
     return make_origin("a")
+
+
+@pytest.fixture(scope="session")
+def ec_cert(tmp_path_factory):
+    """A self-signed ECDSA P-256 certificate for a.example.com: (cert file, key file)."""
+    d = tmp_path_factory.mktemp("eccert")
+    c, k = str(d / "cert.pem"), str(d / "key.pem")
+    tls_util.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                  "ec_paramgen_curve:P-256", "-nodes", "-keyout", k, "-out", c, "-days", "2",
+                  "-subj", "/CN=a.example.com", "-addext", "subjectAltName=DNS:a.example.com"])
+    return c, k
 
 
 def _merge(base, extra):

@@ -54,6 +54,16 @@ REFUSED_STREAM = 0x7
 CANCEL = 0x8
 COMPRESSION_ERROR = 0x9
 ENHANCE_YOUR_CALM = 0xb
+ERR_NAMES = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR",
+             4: "SETTINGS_TIMEOUT", 5: "STREAM_CLOSED", 6: "FRAME_SIZE_ERROR",
+             7: "REFUSED_STREAM", 8: "CANCEL", 9: "COMPRESSION_ERROR", 10: "CONNECT_ERROR",
+             11: "ENHANCE_YOUR_CALM"}
+
+
+def err_names(codes):
+    """'PROTOCOL_ERROR/STREAM_CLOSED' for a list of error codes."""
+    return "/".join(ERR_NAMES.get(c, hex(c)) for c in codes)
+
 # Settings
 S_HEADER_TABLE_SIZE = 0x1
 S_ENABLE_PUSH = 0x2
@@ -615,3 +625,17 @@ class RawH2(helpers.SocketOwner):
 
     def stream(self, sid):
         return self.streams.setdefault(sid, Stream(sid))
+
+    def describe(self):
+        """The frames received so far, for assertion messages."""
+        out = []
+        for t, fl, sid, p in self.frames:
+            extra = ""
+            if t == GOAWAY and len(p) >= 8:
+                g = parse_goaway(p)
+                extra = f" {err_names([g['error_code']])} last={g['last_stream_id']}"
+            elif t == RST_STREAM and len(p) >= 4:
+                extra = " " + err_names([struct.unpack(">I", p[:4])[0]])
+            name = FRAME_NAMES.get(t, hex(t))
+            out.append(f"{name}(sid={sid} flags={fl:#x} len={len(p)}{extra})")
+        return f"frames={out} closed={self.closed}"

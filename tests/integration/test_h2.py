@@ -42,21 +42,11 @@ CONN_SPECIFIC = ("connection", "keep-alive", "proxy-connection", "transfer-encod
 # Fixtures
 
 @pytest.fixture(scope="module")
-def cert(tmp_path_factory):
-    """A self-signed ECDSA certificate for a.example.com: (cert file, key file)."""
-    d = tmp_path_factory.mktemp("h2cert")
-    c, k = str(d / "cert.pem"), str(d / "key.pem")
-    tls_util.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                  "ec_paramgen_curve:P-256", "-nodes", "-keyout", k, "-out", c, "-days", "2",
-                  "-subj", "/CN=a.example.com", "-addext", "subjectAltName=DNS:a.example.com"])
-    return c, k
+def cert(ec_cert):
+    return ec_cert
 
 
-def tls_ctx(cert):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.load_verify_locations(cert[0])
-    return ctx
+tls_ctx = tls_util.trusting_ctx
 
 
 @pytest.fixture

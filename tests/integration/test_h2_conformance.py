@@ -43,35 +43,18 @@ from tls_util import wait_port
 T = 3.0        # bound on any wait for a reaction the server owes us
 GRACE = 0.15   # after a PING ACK: frames written with it are read too
 MAX_FRAME = 16384
-ERR_NAMES = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR",
-             4: "SETTINGS_TIMEOUT", 5: "STREAM_CLOSED", 6: "FRAME_SIZE_ERROR",
-             7: "REFUSED_STREAM", 8: "CANCEL", 9: "COMPRESSION_ERROR", 10: "CONNECT_ERROR",
-             11: "ENHANCE_YOUR_CALM"}
-
-
-def names(codes):
-    return "/".join(ERR_NAMES.get(c, hex(c)) for c in codes)
+names = h2_util.err_names
 
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures
 
 @pytest.fixture(scope="module")
-def cert(tmp_path_factory):
-    """A self-signed ECDSA certificate for a.example.com: (cert file, key file)."""
-    d = tmp_path_factory.mktemp("h2confcert")
-    c, k = str(d / "cert.pem"), str(d / "key.pem")
-    tls_util.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                  "ec_paramgen_curve:P-256", "-nodes", "-keyout", k, "-out", c, "-days", "2",
-                  "-subj", "/CN=a.example.com", "-addext", "subjectAltName=DNS:a.example.com"])
-    return c, k
+def cert(ec_cert):
+    return ec_cert
 
 
-def tls_ctx(cert):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.load_verify_locations(cert[0])
-    return ctx
+tls_ctx = tls_util.trusting_ctx
 
 
 @pytest.fixture
@@ -153,19 +136,6 @@ class Conn(RawH2):
 
     def data_frames(self, sid):
         return [(fl, p) for t, fl, s, p in self.frames if t == DATA and s == sid]
-
-    def describe(self):
-        out = []
-        for t, fl, sid, p in self.frames:
-            name = h2_util.FRAME_NAMES.get(t, hex(t))
-            extra = ""
-            if t == GOAWAY and len(p) >= 8:
-                g = h2_util.parse_goaway(p)
-                extra = f" {names([g['error_code']])} last={g['last_stream_id']}"
-            elif t == RST_STREAM and len(p) >= 4:
-                extra = " " + names([struct.unpack(">I", p[:4])[0]])
-            out.append(f"{name}(sid={sid} flags={fl:#x} len={len(p)}{extra})")
-        return f"frames={out} closed={self.closed}"
 
 
 @pytest.fixture
@@ -860,7 +830,6 @@ def test_http2_5_1_1_2_stream_identifier_lower_than_previous(conn):
     served(c, 5)
     c.send(headers(c, 3, "/lower"))
     conn_error(c, [PROTOCOL_ERROR])
-
 
 
 def test_http2_5_1_1_jumped_ids_and_trailers_on_a_lower_open_stream(conn):

@@ -20,23 +20,20 @@ Expectations come from RFC 9113 section 8 (and RFC 9110 where 9113 defers to it)
 Portico deviations are marked xfail(strict=True) with the RFC text they break.
 """
 import os
-import struct
 import time
 
 import pytest
 
 import h2_util
 import tls_util
-from h2_util import (CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED,
-                     PROTOCOL_ERROR, RawH2, frame)
+from h2_util import (CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, PADDED, PROTOCOL_ERROR,
+                     RawH2, frame)
 from helpers import conn_tokens
 from tls_util import wait_port
 
 T = 3.0            # bound on any wait for a reaction Portico owes us
 MAX_FRAME = 16384  # SETTINGS_MAX_FRAME_SIZE: Portico keeps the default
-ERR_NAMES = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR",
-             5: "STREAM_CLOSED", 6: "FRAME_SIZE_ERROR", 7: "REFUSED_STREAM", 8: "CANCEL",
-             9: "COMPRESSION_ERROR", 11: "ENHANCE_YOUR_CALM"}
+ERR_NAMES = h2_util.ERR_NAMES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,20 +77,6 @@ class Conn(RawH2):
         if f[0] == h2_util.SETTINGS and not f[1] & h2_util.ACK:
             self.settings_seen = True
         super()._handle(f)
-
-    def describe(self):
-        out = []
-        for t, fl, sid, p in self.frames:
-            name = h2_util.FRAME_NAMES.get(t, hex(t))
-            extra = ""
-            if t == GOAWAY and len(p) >= 8:
-                g = h2_util.parse_goaway(p)
-                extra = f" {ERR_NAMES.get(g['error_code'], g['error_code'])}"
-            elif t == h2_util.RST_STREAM and len(p) >= 4:
-                code = struct.unpack(">I", p[:4])[0]
-                extra = " " + ERR_NAMES.get(code, hex(code))
-            out.append(f"{name}(sid={sid} flags={fl:#x} len={len(p)}{extra})")
-        return f"frames={out} closed={self.closed}"
 
 
 # ---------------------------------------------------------------------------------------------

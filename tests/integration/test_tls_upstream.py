@@ -6,7 +6,6 @@ The origins are Python's http.server wrapped in ssl, on loopback, with certifica
 the openssl CLI for this module."""
 import http.client
 import os
-import socket
 import ssl
 import subprocess
 import threading

@@ -76,13 +76,8 @@ class WsOrigin:
 
 
 @pytest.fixture(scope="module")
-def cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("wscert")
-    c, k = str(d / "cert.pem"), str(d / "key.pem")
-    tls_util.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                  "ec_paramgen_curve:P-256", "-nodes", "-keyout", k, "-out", c, "-days", "2",
-                  "-subj", "/CN=a.example.com", "-addext", "subjectAltName=DNS:a.example.com"])
-    return c, k
+def cert(ec_cert):
+    return ec_cert
 
 
 @pytest.fixture

@@ -380,6 +380,15 @@ def client_hello(sni="a.example.com"):
     return out.read()
 
 
+def trusting_ctx(cert):
+    """A client context that trusts the (cert, key) pair's certificate and skips the name
+    check (tests connect to 127.0.0.1)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(cert[0])
+    return ctx
+
+
 def free_ports(n, host="127.0.0.1"):
     """<n> distinct free ports (helpers.free_port called twice may return the same one)."""
     socks = []
