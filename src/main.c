@@ -359,7 +359,7 @@ main(int argc, char **argv)
             log_error("cannot start worker %u", i);
             atomic_store(&worker_stop_requested, 1);
             for (uint32_t k = 0; k < i; k++)
-                worker_request_stop(ws[k]);
+                worker_wake(ws[k]);
             for (uint32_t k = 0; k < i; k++)
                 worker_join(ws[k]);
             for (uint32_t k = 0; k < nw; k++)
@@ -425,7 +425,7 @@ main(int argc, char **argv)
             /* HTTP/2 clients get a graceful GOAWAY and reconnect, to what was reloaded */
             atomic_fetch_add(&worker_reload_gen, 1);
             for (uint32_t i = 0; i < nw; i++)
-                worker_request_reload(ws[i]);
+                worker_wake(ws[i]);
             continue;
         }
         log_info("%s: stopping%s", strsignal(sig),
@@ -439,7 +439,7 @@ main(int argc, char **argv)
 stop:
     atomic_store(&worker_stop_requested, 1);
     for (uint32_t i = 0; i < nw; i++)
-        worker_request_stop(ws[i]);
+        worker_wake(ws[i]);
     for (uint32_t i = 0; i < nw; i++)
         worker_join(ws[i]);
     control_stop(ctl);

@@ -307,8 +307,6 @@ is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
-/* uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): an IP-literal in brackets, or a
- * reg-name / IPv4 of unreserved, pct-encoded and sub-delims; the port is digits only. */
 /* The inside of "[...]" (RFC 3986 3.2.2): IPv6address, or IPvFuture
  * "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ). */
 static bool
@@ -336,6 +334,8 @@ ip_literal_valid(const char *a, size_t n)
     return inet_pton(AF_INET6, tmp, &addr) == 1;
 }
 
+/* uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): an IP-literal in brackets, or a
+ * reg-name / IPv4 of unreserved, pct-encoded and sub-delims; the port is digits only. */
 static bool
 host_valid(const char *h, size_t n)
 {
@@ -394,7 +394,8 @@ split_port(const char *a, size_t n, long dflt, long *port)
 {
     size_t h = n;
     const char *close = n && a[0] == '[' ? memchr(a, ']', n) : NULL;
-    const char *colon = memchr(close ? close : a, ':', n - (size_t)((close ? close : a) - a));
+    const char *from = close ? close : a; /* an IPv6 literal's colons are not the port's */
+    const char *colon = memchr(from, ':', n - (size_t)(from - a));
     *port = dflt;
     if (colon) {
         h = (size_t)(colon - a);

@@ -925,12 +925,13 @@ conn_timer(struct h2_conn *h)
 {
     struct client *c = h->c;
     const struct config_timeouts *t = &c->w->cfg->timeouts;
-    uint64_t now = loop_clock_us() / 1000;
+    uint64_t now = 0;         /* read only for the deadlines below */
     uint32_t ms = UINT32_MAX; /* none */
     if (c->wbuf.len && !c->writable) {
         ms = t->client_send_ms;
     } else if (h->hs) {
         /* a header block begun and not finished: the stream has no timer of its own yet */
+        now = loop_clock_us() / 1000;
         ms = h->hs_due_ms > now ? (uint32_t)(h->hs_due_ms - now) : 0;
     } else if (h->nstreams == 0) {
         ms = h->nreq ? t->client_keepalive_ms : t->client_header_ms;
@@ -938,8 +939,11 @@ conn_timer(struct h2_conn *h)
         /* only finished responses wait for the client's flow-control window */
         ms = t->client_send_ms;
     }
-    if (h->notice && !h->draining)
+    if (h->notice && !h->draining) {
+        if (!now)
+            now = loop_clock_us() / 1000;
         ms = PT_MIN(ms, h->notice_due_ms > now ? (uint32_t)(h->notice_due_ms - now) : 0);
+    }
     if (ms == UINT32_MAX)
         loop_timer_cancel(&c->w->loop, &c->timer);
     else

@@ -163,13 +163,7 @@ worker_start(struct worker *w)
 }
 
 void
-worker_request_stop(struct worker *w)
-{
-    loop_wake(&w->loop);
-}
-
-void
-worker_request_reload(struct worker *w)
+worker_wake(struct worker *w)
 {
     loop_wake(&w->loop);
 }

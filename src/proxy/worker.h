@@ -74,7 +74,7 @@ struct worker {
 
 /* Set by the main thread; workers read it when woken. */
 extern atomic_int worker_stop_requested;
-/* Bumped by the main thread after a reload (SIGHUP); see worker_request_reload. */
+/* Bumped by the main thread after a reload (SIGHUP); see worker_wake. */
 extern atomic_uint worker_reload_gen;
 
 /* Creates worker <id> with listening sockets for every listen address of <cfg>. Returns NULL
@@ -85,14 +85,12 @@ struct worker *worker_new(uint32_t id, const struct config *cfg, struct lb *lb,
 /* Starts the worker's thread. */
 int worker_start(struct worker *w);
 
-/* Asks the worker to drain: stop accepting, finish in-flight requests, exit its loop when no
- * client is left or cfg drain time passed. Thread-safe. */
-void worker_request_stop(struct worker *w);
-
-/* Tells the worker a reload happened (after worker_reload_gen was bumped): its HTTP/2
- * connections get a graceful GOAWAY, so clients open new connections, which use what was
- * reloaded, while the streams in flight finish. Thread-safe. */
-void worker_request_reload(struct worker *w);
+/* Wakes the worker's loop, which then acts on what the main thread set: a stop
+ * (worker_stop_requested: stop accepting, finish in-flight requests, exit the loop when no client
+ * is left or cfg drain time passed) or a reload (worker_reload_gen: a graceful GOAWAY on every
+ * HTTP/2 connection, so clients open new connections, which use what was reloaded, while the
+ * streams in flight finish). Thread-safe. */
+void worker_wake(struct worker *w);
 
 void worker_join(struct worker *w);
 void worker_free(struct worker *w);
