@@ -33,6 +33,8 @@
 #define H2_RUN_GUARD         16            /* read/process/write rounds per turn */
 #define H2_NOTICE_MS         1000          /* graceful GOAWAY: longest wait for the PING ack */
 #define H2_SKIP_RANGES       4             /* ranges of stream ids a client jumped over, kept */
+#define H2_HOLD_TURNS        8             /* output held for more frames: loop turns at most */
+#define H2_HOLD_BYTES        (16u * 1024u) /* ... and bytes at most (hold_output) */
 
 /* opaque data of the PING that follows a shutdown notice (h2_conn_notice) */
 static const uint8_t notice_ping[8] = {'p', 'o', 'r', 't', 'i', 'c', 'o', 'g'};
@@ -85,6 +87,8 @@ struct h2_conn {
     uint8_t nskips;
     bool notice;            /* a shutdown notice went out; the final GOAWAY follows */
     uint64_t notice_due_ms; /* ... at the latest then */
+    bool holding;           /* output waits for more frames (hold_output) ... */
+    uint32_t hold_turn;     /* ... since this loop turn */
     bool settings_sent;     /* our SETTINGS went out, with MAX_CONCURRENT_STREAMS (send_cb) */
     /* frame boundaries in what the client sent, for frames nghttp2 ignores without a callback
      * (scan_frames): bytes still to skip (the preface, then each payload), header bytes held */
@@ -1091,11 +1095,33 @@ scan_frames(struct h2_conn *h, const uint8_t *p, size_t n)
     return true;
 }
 
+/* Whether the frames in wbuf should wait for more before the write. While streams still wait
+ * for their upstreams and the loop's polls keep finding events, more responses are on their
+ * way: frames collected over a few turns go out in one write (one TLS record, one wake-up and
+ * one read for the client) instead of one write per response. The wait ends with a poll that
+ * comes back empty, after H2_HOLD_TURNS turns or at H2_HOLD_BYTES bytes; a connection whose
+ * streams are all answered (a lone request, say) is not held at all. */
+static bool
+hold_output(struct h2_conn *h)
+{
+    struct client *c = h->c;
+    const struct loop *l = &c->w->loop;
+    bool hold =
+        h->nlive && l->turn_events && c->wbuf.len < H2_HOLD_BYTES && !h->fatal && c->writable;
+    if (hold && !h->holding)
+        h->hold_turn = l->turn;
+    else if (hold)
+        hold = l->turn - h->hold_turn < H2_HOLD_TURNS;
+    h->holding = hold;
+    return hold;
+}
+
 void
 h2_conn_run(struct client *c)
 {
     struct h2_conn *h = c->h2c;
     struct worker *w = c->w;
+    bool held = false;
     int guard;
     for (guard = 0; guard < H2_RUN_GUARD; guard++) {
         bool progress = false;
@@ -1149,6 +1175,10 @@ h2_conn_run(struct client *c)
             }
             progress |= c->wbuf.len != before;
         }
+        if (c->wbuf.len && hold_output(h)) {
+            held = true;
+            break;
+        }
         if (c->wbuf.len) {
             uint64_t wr = 0;
             if (xio_flush(cio(c), &c->wbuf, &c->writable, &wr) == PT_ERR) {
@@ -1160,7 +1190,7 @@ h2_conn_run(struct client *c)
         if (!progress)
             break;
     }
-    if (guard == H2_RUN_GUARD)
+    if (guard == H2_RUN_GUARD || held)
         client_queue(c);
     if (h->nstreams == 0) {
         /* idle connections hold no buffer; busy ones keep theirs (wbuf may have grown) */

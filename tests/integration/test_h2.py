@@ -513,6 +513,38 @@ def test_slow_stream_does_not_delay_others(h2p, origin):
     assert t_quick < 2.5
 
 
+
+def test_busy_worker_does_not_hold_answered_streams(h2p, origin):
+    """While more responses are on their way, Portico holds HTTP/2 output for a few loop turns
+    so that many go out in one write. The hold is bounded: on a worker that other clients keep
+    busy, answered streams still go out although a slow stream on the same connection (which
+    keeps the hold's reason alive) has not been answered."""
+    p = h2p(workers=1)
+    load = subprocess.Popen(["h2load", "-D", "8", "-c", "4", "-m", "10", "-T", "10",
+                             f"http://127.0.0.1:{p.h2c_port}/load"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert origin.wait_for(lambda o: len(o.requests) > 50, 5), "no load"
+        with H2Client(p.h2c_port, timeout=10) as c:
+            slow = c.start("GET", "/slow?delay=6")
+            assert origin.wait_for(lambda o: "/slow?delay=6" in o.head_targets, 3)
+            for i in range(5):
+                t0 = time.monotonic()
+                s = c.start("GET", f"/quick/{i}")
+                assert c.pump(lambda: c.streams[s].done, 2), \
+                    f"answered stream {i} held back on a busy worker"
+                assert echo(c.streams[s])["target"] == f"/quick/{i}"
+                assert time.monotonic() - t0 < 2
+            assert not c.streams[slow].done
+            assert load.poll() is None, "the load ended before the check"
+            st = c.response(slow, 8)
+            assert echo(st)["target"] == "/slow?delay=6"
+    finally:
+        load.terminate()
+        load.wait(10)
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. Malformed and forbidden requests (RFC 9113 8.1.1, 8.2, 8.3)
 
