@@ -923,8 +923,11 @@ new_ctx(struct tls_server *t, struct tls_set *s, const struct client_ca *ca, cha
     const struct config_tls *c = &t->cfg;
     const char *ciphers = c->ciphers ? c->ciphers : DEFAULT_CIPHERS;
     const char *groups = c->groups ? c->groups : DEFAULT_GROUPS;
-    uint64_t opts =
-        SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
+    const char *suites = c->ciphersuites ? c->ciphersuites : TLS_DEFAULT_SUITES;
+    /* the server's order decides, except for a client that lists ChaCha20 first: one without
+     * AES instructions, for which ChaCha20 is the fast choice */
+    uint64_t opts = SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
+                    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
     long timeout = (long)(c->session_timeout_ms / 1000);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
@@ -948,9 +951,8 @@ new_ctx(struct tls_server *t, struct tls_set *s, const struct client_ca *ca, cha
         pt_seterr(err, errlen, "tls: ciphers \"%s\": no usable TLS 1.2 cipher", ciphers);
         goto fail;
     }
-    if (c->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, c->ciphersuites)) {
-        pt_seterr(err, errlen, "tls: ciphersuites \"%s\": not a valid TLS 1.3 suite list",
-                  c->ciphersuites);
+    if (!SSL_CTX_set_ciphersuites(ctx, suites)) {
+        pt_seterr(err, errlen, "tls: ciphersuites \"%s\": not a valid TLS 1.3 suite list", suites);
         goto fail;
     }
     if (!SSL_CTX_set1_groups_list(ctx, groups)) {

@@ -12,15 +12,21 @@
 
 typedef struct ssl_st SSL;
 
+/* TLS 1.3 suites, in order of preference: AES-128-GCM first, as Mozilla's guidelines, Go and
+ * BoringSSL order them (its 128-bit strength matches the X25519 and P-256 key exchanges, and
+ * it is the fastest). */
+#define TLS_DEFAULT_SUITES                                                                         \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
 struct tls_server;
 
 /* Loads every certificate/key (and OCSP response, client CA) of <cfg> and builds the contexts:
- * TLS 1.2+ (min_version), forward-secret AEAD suites with server preference for 1.2, the
- * groups, SNI (exact names, then wildcards, else the first certificate), ALPN (h2 when
- * cfg->http2, and http/1.1), session tickets whose keys all workers share and that rotate every
- * ticket_rotate_ms (the previous key still decrypts), a server-side session cache, OCSP
- * stapling, client certificates. Returns NULL with "file: what is wrong" in err on any error
- * (unreadable file, bad PEM, key not matching its certificate, ...). */
+ * TLS 1.2+ (min_version), forward-secret AEAD suites with server preference (a client that
+ * lists ChaCha20 first gets it), the groups, SNI (exact names, then wildcards, else the first
+ * certificate), ALPN (h2 when cfg->http2, and http/1.1), session tickets whose keys all workers
+ * share and that rotate every ticket_rotate_ms (the previous key still decrypts), a server-side
+ * session cache, OCSP stapling, client certificates. Returns NULL with "file: what is wrong" in
+ * err on any error (unreadable file, bad PEM, key not matching its certificate, ...). */
 struct tls_server *tls_server_new(const struct config_tls *cfg, char *err, size_t errlen);
 
 /* Reads every certificate, key and OCSP file of its config again (SIGHUP). On success new

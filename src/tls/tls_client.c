@@ -41,6 +41,7 @@ tls_client_new(const struct config_upstream_tls *cfg, tls_session_cb *cb, char *
     session_cb = cb;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_ciphersuites(ctx, TLS_DEFAULT_SUITES); /* a backend that honours our order */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     static const unsigned char alpn[] = "\x08http/1.1";

@@ -435,14 +435,36 @@ def test_tls12_refuses_non_ecdhe_or_non_aead_suites(tls_portico, pki):
 
 
 def test_tls12_server_cipher_preference(tls_portico, pki):
+    """The server's order decides (AES-128-GCM first), whatever order the client lists the AES
+    suites in; only a client that lists ChaCha20 first (one without AES instructions) gets
+    ChaCha20."""
     p = tls_portico()
-    suites = ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305",
-              "ECDHE-RSA-AES256-GCM-SHA384"]
-    chosen = set()
-    for order in (suites, suites[::-1], suites[1:] + suites[:1]):
+    aes = ["ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256"]
+    for order in (aes, aes[::-1], aes + ["ECDHE-RSA-CHACHA20-POLY1305"]):
         ctx = client_context(pki, max_version=ssl.TLSVersion.TLSv1_2, ciphers=":".join(order))
-        chosen.add(handshake(p.tls_port, ctx)["cipher"])
-    assert len(chosen) == 1, f"the client's order decided: {chosen}"
+        assert handshake(p.tls_port, ctx)["cipher"] == "ECDHE-RSA-AES128-GCM-SHA256", order
+    ctx = client_context(pki, max_version=ssl.TLSVersion.TLSv1_2,
+                         ciphers="ECDHE-RSA-CHACHA20-POLY1305:" + ":".join(aes))
+    assert handshake(p.tls_port, ctx)["cipher"] == "ECDHE-RSA-CHACHA20-POLY1305"
+
+
+@pytest.mark.parametrize("offer, want", [
+    # OpenSSL's own default order (AES-256 first): the server's order decides
+    ("TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+     "TLS_AES_128_GCM_SHA256"),
+    ("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256"),
+    ("TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"),
+    # ChaCha20 first: a client without AES instructions gets the suite that is fast for it
+    ("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+     "TLS_CHACHA20_POLY1305_SHA256"),
+])
+def test_tls13_suite_choice(tls_portico, pki, offer, want):
+    p = tls_portico()
+    out = s_client(p.tls_port, "-tls1_3", "-ciphersuites", offer, "-CAfile", pki.root,
+                   "-ign_eof", input=tls_util.http_get_bytes())
+    assert out.handshake_ok and out.protocol == "TLSv1.3", out
+    assert out.cipher == want, out
+    assert "HTTP/1.1 200" in out.out
 
 
 def test_tls13_works(tls_portico, pki):

@@ -45,10 +45,11 @@ def pki(tmp_path_factory):
 
 
 class TlsOrigin:
-    """An HTTPS origin: answers "<path> reused=<bool> client=<subject>" and counts the TLS
-    connections it accepted and the requests it served."""
+    """An HTTPS origin: answers "<path> reused=<bool> cipher=<suite> client=<subject>" and
+    counts the TLS connections it accepted and the requests it served. With client_order, the
+    client's order of suites decides (Python's servers prefer their own by default)."""
 
-    def __init__(self, pki, require_client_cert=False):
+    def __init__(self, pki, require_client_cert=False, client_order=False):
         self.connections = 0
         self.requests = 0
         self.resumed = 0
@@ -56,6 +57,8 @@ class TlsOrigin:
         origin = self
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(pki["cert"], pki["key"])
+        if client_order:
+            ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
         if require_client_cert:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(pki["ca"])
@@ -78,7 +81,7 @@ class TlsOrigin:
                 peer = self.connection.getpeercert() or {}
                 subject = ",".join(f"{k}={v}" for rdn in peer.get("subject", ()) for k, v in rdn)
                 body = (f"{self.path} reused={self.connection.session_reused} "
-                        f"client={subject}").encode()
+                        f"cipher={self.connection.cipher()[0]} client={subject}").encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -163,6 +166,23 @@ def test_session_resumption_to_backend(portico, tls_origin, pki):
     assert o.connections == 4, "keepalive: 0 should open a connection per request"
     assert "reused=False" in bodies[0]
     assert all("reused=True" in b for b in bodies[1:]), bodies
+
+
+def test_tls13_suite_order_to_backend(portico, tls_origin, pki):
+    """To a backend that lets the client's order decide, Portico asks for AES-128-GCM first
+    (OpenSSL's own client order starts with AES-256)."""
+    o = tls_origin(client_order=True)
+    p = portico(pool([f"https://127.0.0.1:{o.port}"], ca=pki["ca"]))
+    status, body = get(p.port, "/suite")
+    assert status == 200 and " cipher=TLS_AES_128_GCM_SHA256 " in body, body
+    # the same origin, asked by a client with OpenSSL's default order, picks AES-256: the
+    # check above is Portico's order, not the origin's
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    c = http.client.HTTPSConnection("127.0.0.1", o.port, timeout=10, context=ctx)
+    c.request("GET", "/direct")
+    body = c.getresponse().read().decode()
+    c.close()
+    assert " cipher=TLS_AES_256_GCM_SHA384 " in body, body
 
 
 def test_unverifiable_backend_gets_502(portico, tls_origin):
