@@ -406,8 +406,8 @@ xio_read_into(struct xio io, struct buf *b, struct buf_pool *p, bool *readable, 
         if (n > 0) {
             b->len += (uint32_t)n;
             total += n;
-            /* TLS hands out one record per read: only EAGAIN says it is drained */
-            if ((size_t)n < want && !hup && !io.ssl) {
+            /* TLS hands out one record per read: its socket tells when it is drained */
+            if ((size_t)n < want && !hup && (!io.ssl || tls_sock_drained(io.ssl))) {
                 /* Drained: edge-triggered epoll reports the next arrival. Not after the
                  * peer's FIN was signalled, which may have come with this data: then read
                  * on until the end of stream shows. */

@@ -941,6 +941,7 @@ new_ctx(struct tls_server *t, struct tls_set *s, const struct client_ca *ca, cha
     SSL_CTX_set_options(ctx, opts);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1); /* one read takes every record waiting (tls_sock_drained) */
     if (!SSL_CTX_set_min_proto_version(ctx, c->min_version == 0x0304 ? TLS1_3_VERSION
                                                                      : TLS1_2_VERSION) ||
         !SSL_CTX_set_max_proto_version(ctx, 0)) {
@@ -1313,7 +1314,7 @@ tls_server_ssl(struct tls_server *t, int fd)
         set_unref(s);
         goto fail;
     }
-    if (!SSL_set_fd(ssl, fd))
+    if (!tls_sock_attach(ssl, fd))
         goto fail;
     SSL_set_accept_state(ssl);
     return ssl;

@@ -1,7 +1,8 @@
 /* TLS termination with OpenSSL 3: one struct tls_server per TLS listener, built from its
  * struct config_tls at start (and again on SIGHUP), shared by every worker. Workers create one
  * SSL per accepted connection from it; the handshake and record I/O are driven by the worker's
- * event loop through non-blocking sockets (tls_io.c in the proxy layer), never blocking. */
+ * event loop through non-blocking sockets (the xio_* functions of the proxy layer, over the
+ * socket BIO of tls_sock.c), never blocking. */
 #ifndef PT_TLS_H
 #define PT_TLS_H
 
@@ -77,6 +78,17 @@ void tls_client_free(struct tls_client *t);
  * host name, and the certificate checked against the name or IP address; resumes <resume> when
  * not NULL. NULL on failure. */
 SSL *tls_client_ssl(struct tls_client *t, int fd, const char *name, SSL_SESSION *resume, void *app);
+
+/* ---- the socket under an SSL (tls_sock.c) ---- */
+
+/* Puts <fd> under <ssl> through Portico's socket BIO (recv/send). false when out of memory. */
+bool tls_sock_attach(SSL *ssl, int fd);
+
+/* Whether the socket under <ssl> was drained by its last read (short, or EAGAIN) and <ssl>
+ * holds none of what it read: for contexts with read-ahead, where one read takes in every
+ * record waiting. With edge-triggered readiness the caller can then stop reading: new bytes
+ * bring a new event. */
+bool tls_sock_drained(SSL *ssl);
 
 /* The last OpenSSL error(s) as one line into out (for logs); clears the error queue. */
 const char *tls_error_string(char *out, size_t cap);

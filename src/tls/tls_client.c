@@ -42,6 +42,7 @@ tls_client_new(const struct config_upstream_tls *cfg, tls_session_cb *cb, char *
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_ciphersuites(ctx, TLS_DEFAULT_SUITES); /* a backend that honours our order */
+    SSL_CTX_set_read_ahead(ctx, 1);                    /* see tls_sock_drained */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     static const unsigned char alpn[] = "\x08http/1.1";
@@ -99,7 +100,7 @@ tls_client_ssl(struct tls_client *t, int fd, const char *name, SSL_SESSION *resu
         return NULL;
     unsigned char ip[16];
     bool is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
-    bool ok = SSL_set_fd(ssl, fd) == 1;
+    bool ok = tls_sock_attach(ssl, fd);
     if (ok && !is_ip)
         ok = SSL_set_tlsext_host_name(ssl, name) == 1; /* SNI carries names only */
     if (ok && t->verify) {

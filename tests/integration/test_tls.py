@@ -126,6 +126,21 @@ def test_pipelined_requests_over_tls(tls_portico, origin, ctx):
             assert echo(c.read_response())["target"] == f"/p{i}"
 
 
+def test_requests_in_separate_records_read_at_once(tls_portico, origin, ctx):
+    """Each request in a TLS record of its own, all sent before the first answer: one read of
+    the socket (read-ahead) takes in every record, and Portico must go on through the records
+    its TLS layer holds although the socket has nothing more for it."""
+    p = tls_portico()
+    with TlsClient(p.tls_port, ctx) as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)  # let the records pile up
+        n = 30
+        for i in range(n):
+            c.sock.sendall(build_request("GET", f"/r{i}", host="a.example.com"))
+        for i in range(n):
+            assert echo(c.read_response())["target"] == f"/r{i}"
+    assert len(origin.requests) == n
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_post_body(tls_portico, origin, ctx, chunked):
     p = tls_portico()
