@@ -280,6 +280,7 @@ struct config {
 
     /* proxy headers, each on by default */
     bool x_forwarded_for, x_forwarded_proto, x_forwarded_host, forwarded, via, request_id;
+    bool request_id_response; /* off by default: the X-Request-Id returned to the client too */
     char **hide_headers; /* response fields removed; default Server, X-Powered-By (lowercase) */
     uint32_t nhide_headers;
 

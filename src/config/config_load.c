@@ -970,12 +970,14 @@ static int
 load_proxy_headers(struct ld *ld, yaml_node_t *n)
 {
     static const char *const keys[] = {
-        "x_forwarded_for", "x_forwarded_proto", "x_forwarded_host", "forwarded", "via",
-        "request_id"};
+        "x_forwarded_for", "x_forwarded_proto",   "x_forwarded_host", "forwarded", "via",
+        "request_id",      "request_id_response",
+    };
     struct config *c = ld->c;
     bool *dst[] = {
-        &c->x_forwarded_for, &c->x_forwarded_proto, &c->x_forwarded_host, &c->forwarded, &c->via,
-        &c->request_id};
+        &c->x_forwarded_for, &c->x_forwarded_proto,   &c->x_forwarded_host, &c->forwarded, &c->via,
+        &c->request_id,      &c->request_id_response,
+    };
     struct field f[PT_ARRAY_LEN(keys)];
     char what[64];
 

@@ -637,7 +637,7 @@ queue_simple(struct client *c, struct exchange *x, int status, const char *ctype
         append_u64(b, w, x->retry_after);
         APPEND_LIT(b, w, "\r\n");
     }
-    if (x && x->rid_len)
+    if (x && x->rid_len && cfg_of(c)->request_id_response)
         append_field(b, w, "X-Request-Id", 12, x->rid, x->rid_len);
     if (c->tls && c->tls->hsts)
         append_field(b, w, "Strict-Transport-Security", 25, c->tls->hsts, strlen(c->tls->hsts));
@@ -2370,8 +2370,8 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
                 continue;
             break;
         case 12:
-            if (cfg->request_id && http_name_eq(n, 12, "x-request-id"))
-                continue;
+            if (cfg->request_id_response && x->rid_len && http_name_eq(n, 12, "x-request-id"))
+                continue; /* ours replaces the upstream's */
             break;
         case 14:
             if (http_name_eq(n, 14, "content-length"))
@@ -2416,7 +2416,7 @@ write_response_head(struct exchange *x, const struct h1_response *h, bool chunk_
         else if (x->version_minor == 0)
             HO_LIT(&o, "Connection", "keep-alive");
     }
-    if (x->rid_len && h->status >= 200)
+    if (x->rid_len && h->status >= 200 && cfg->request_id_response)
         ho_field(&o, "X-Request-Id", 12, x->rid, x->rid_len);
     if (c->tls && c->tls->hsts && h->status >= 200 && !hsts_sent)
         ho_field(&o, "Strict-Transport-Security", 25, c->tls->hsts, strlen(c->tls->hsts));

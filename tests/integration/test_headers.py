@@ -213,7 +213,7 @@ def test_via_for_http10_client_still_names_our_hop(origin, portico):
 # X-Request-Id
 
 def test_request_id_generated_and_returned(origin, portico):
-    p = portico(origin)
+    p = portico(origin, proxy_headers={"request_id_response": True})
     ids = set()
     with Client(p.port) as c:
         for _ in range(5):
@@ -228,7 +228,7 @@ def test_request_id_generated_and_returned(origin, portico):
 @pytest.mark.parametrize("rid", ["abc-123", "A.b_c:d-e", "x" * 128,
                                  "0123456789abcdef0123456789abcdef"])
 def test_valid_client_request_id_kept(origin, portico, rid):
-    p = portico(origin)
+    p = portico(origin, proxy_headers={"request_id_response": True})
     r, h = seen(p, headers=[("X-Request-Id", rid)])
     assert hget(h, "x-request-id") == [rid]
     assert r.header("x-request-id") == rid
@@ -237,7 +237,7 @@ def test_valid_client_request_id_kept(origin, portico, rid):
 @pytest.mark.parametrize("rid", ["x" * 129, "has space", "slash/no", "semi;colon",
                                  "quote\"d", "caf\u00e9"])
 def test_invalid_client_request_id_replaced(origin, portico, rid):
-    p = portico(origin)
+    p = portico(origin, proxy_headers={"request_id_response": True})
     r, h = seen(p, headers=[("X-Request-Id", rid)])
     sent = hget(h, "x-request-id")
     assert len(sent) == 1 and REQUEST_ID_RE.match(sent[0]), sent
@@ -254,10 +254,34 @@ def test_empty_request_id_replaced(origin, portico):
 
 def test_request_id_on_error_responses(portico):
     import helpers
-    p = portico({"upstreams": {"app": {"servers": [f"127.0.0.1:{helpers.free_port()}"]}}})
+    p = portico({"upstreams": {"app": {"servers": [f"127.0.0.1:{helpers.free_port()}"]}}},
+                proxy_headers={"request_id_response": True})
     r = request(p.port, "GET", "/", headers=[("X-Request-Id", "err-1")])
     assert r.status == 502
     assert r.header("x-request-id") == "err-1"
+
+
+def test_request_id_not_returned_by_default(origin, portico, make_raw):
+    """By default the id goes upstream (and to the access log) but not back to the client; an
+    X-Request-Id the upstream itself answers with then passes as it is."""
+    import helpers
+    p = portico(origin)
+    r, h = seen(p, headers=[("X-Request-Id", "mine-1")])
+    assert hget(h, "x-request-id") == ["mine-1"]
+    assert r.header("x-request-id") is None
+    r = request(p.port, "GET", "/other")
+    assert r.header("x-request-id") is None
+    up = make_raw(lambda conn, i, req: [b"HTTP/1.1 200 OK\r\nX-Request-Id: from-upstream\r\n"
+                                        b"Content-Length: 2\r\n\r\nok"])
+    for echo, want in ((False, "from-upstream"), (True, "mine-2")):
+        q = portico({"upstreams": {"app": {"servers": [up.addr]}}},
+                    proxy_headers={"request_id_response": echo}, label=f"echo{echo}")
+        r = request(q.port, "GET", "/", headers=[("X-Request-Id", "mine-2")])
+        assert r.status == 200 and r.header("x-request-id") == want, r
+    bad = portico({"upstreams": {"app": {"servers": [f"127.0.0.1:{helpers.free_port()}"]}}},
+                  label="down")
+    r = request(bad.port, "GET", "/", headers=[("X-Request-Id", "err-2")])
+    assert r.status == 502 and r.header("x-request-id") is None
 
 
 # ---------------------------------------------------------------------------------------------

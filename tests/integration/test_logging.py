@@ -52,7 +52,7 @@ def test_json_line_has_every_field(origin, portico):
 
 
 def test_generated_request_id_matches_response(origin, portico):
-    p = portico(origin)
+    p = portico(origin, proxy_headers={"request_id_response": True})
     r = request(p.port, "GET", "/gen")
     rid = r.header("x-request-id")
     assert rid
@@ -60,7 +60,7 @@ def test_generated_request_id_matches_response(origin, portico):
 
 
 def test_one_line_per_request(origin, portico):
-    p = portico(origin)
+    p = portico(origin, proxy_headers={"request_id_response": True})
     rids = []
     with Client(p.port) as c:
         for i in range(100):

@@ -103,7 +103,7 @@ check_defaults(const struct config *c)
     for (uint32_t i = 0; i < c->nlistens; i++)
         CHECK(!c->listens[i].h2c);
     CHECK(c->x_forwarded_for && c->x_forwarded_proto && c->x_forwarded_host && c->forwarded &&
-          c->via && c->request_id);
+          c->via && c->request_id && !c->request_id_response);
     CHECK_EQ_INT(c->nhide_headers, 2);
     CHECK(strcmp(c->hide_headers[0], "server") == 0);
     CHECK(strcmp(c->hide_headers[1], "x-powered-by") == 0);
@@ -228,6 +228,7 @@ static const char full_yaml[] =
     "  x_forwarded_for: false\n"
     "  forwarded: no\n"
     "  via: true\n"
+    "  request_id_response: true\n"
     "hide_headers: [Server, X-AspNet-Version]\n"
     "access_log:\n"
     "  path: /tmp/access.log\n"
@@ -341,7 +342,7 @@ test_full_file(void)
     CHECK(!r->host_from_server && r->host_rewrite == NULL);
 
     CHECK(!c->x_forwarded_for && c->x_forwarded_proto && c->x_forwarded_host);
-    CHECK(!c->forwarded && c->via && c->request_id);
+    CHECK(!c->forwarded && c->via && c->request_id && c->request_id_response);
     CHECK_EQ_INT(c->nhide_headers, 2);
     CHECK(strcmp(c->hide_headers[0], "server") == 0);
     CHECK(strcmp(c->hide_headers[1], "x-aspnet-version") == 0);
@@ -2073,7 +2074,7 @@ test_late_errors_free_everything(void)
     {
         char yaml[sizeof(full_yaml) + 64];
         snprintf(yaml, sizeof(yaml), "%s%s", full_yaml, "zzz_unknown: 1\n");
-        CHECK(fails_with(yaml, "t.yaml:63:1: unknown key \"zzz_unknown\""));
+        CHECK(fails_with(yaml, "t.yaml:64:1: unknown key \"zzz_unknown\""));
     }
     {
         /* The last route is broken after earlier ones compiled regexes and built rules. */
