@@ -80,13 +80,6 @@ sock_ctrl(BIO *b, int cmd, long num, void *ptr)
 }
 
 static int
-sock_create(BIO *b)
-{
-    BIO_set_data(b, NULL);
-    return 1;
-}
-
-static int
 sock_destroy(BIO *b)
 {
     free(BIO_get_data(b));
@@ -101,8 +94,7 @@ sock_method_init(void)
     int type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
     BIO_METHOD *m = BIO_meth_new(type, "portico socket");
     if (!m || !BIO_meth_set_read_ex(m, sock_read) || !BIO_meth_set_write_ex(m, sock_write) ||
-        !BIO_meth_set_ctrl(m, sock_ctrl) || !BIO_meth_set_create(m, sock_create) ||
-        !BIO_meth_set_destroy(m, sock_destroy)) {
+        !BIO_meth_set_ctrl(m, sock_ctrl) || !BIO_meth_set_destroy(m, sock_destroy)) {
         BIO_meth_free(m);
         return;
     }
