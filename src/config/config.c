@@ -131,6 +131,7 @@ config_upstream_defaults(struct config_upstream *u)
 {
     u->keepalive = 128;
     u->keepalive_timeout_ms = 60000;
+    u->keepalive_trim_ms = 5000;
     u->keepalive_requests = 10000;
     u->balance = BALANCE_ROUND_ROBIN;
     u->hash_key = HASH_KEY_CLIENT_IP;

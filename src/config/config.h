@@ -95,6 +95,7 @@ struct config_upstream {
     uint32_t nservers;
     uint32_t keepalive;            /* idle connections kept per worker per server; default 128 */
     uint32_t keepalive_timeout_ms; /* idle connection closed after; default 60000 */
+    uint32_t keepalive_trim_ms;    /* idle beyond `keepalive` trimmed every; default 5000 */
     uint32_t keepalive_requests;   /* requests per upstream connection; default 10000 */
     uint32_t index;                /* position in config->upstreams */
     enum balance_kind balance;     /* "balance: sticky" stores sticky.fallback here */

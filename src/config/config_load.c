@@ -1563,22 +1563,16 @@ load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_up
         RETRY_BUDGET,
         KEEPALIVE,
         KEEPALIVE_TIMEOUT,
+        KEEPALIVE_TRIM,
         KEEPALIVE_REQUESTS,
         TLS,
         NKEYS
     };
-    static const char *const keys[] = {"servers",
-                                       "balance",
-                                       "hash_key",
-                                       "sticky",
-                                       "health",
-                                       "outlier",
-                                       "queue",
-                                       "retry_budget",
-                                       "keepalive",
-                                       "keepalive_timeout",
-                                       "keepalive_requests",
-                                       "tls"};
+    static const char *const keys[] = {
+        "servers",   "balance",           "hash_key",       "sticky",
+        "health",    "outlier",           "queue",          "retry_budget",
+        "keepalive", "keepalive_timeout", "keepalive_trim", "keepalive_requests",
+        "tls"};
     struct field f[NKEYS];
     char what[200], swhere[200];
     yaml_node_t *sv;
@@ -1644,6 +1638,10 @@ load_upstream(struct ld *ld, yaml_node_t *n, const char *where, struct config_up
         want_duration(ld, f[KEEPALIVE_TIMEOUT].val,
                       sub(what, sizeof(what), where, "keepalive_timeout"), false,
                       &u->keepalive_timeout_ms) != PT_OK)
+        return PT_ERR;
+    if (f[KEEPALIVE_TRIM].val &&
+        want_duration(ld, f[KEEPALIVE_TRIM].val, sub(what, sizeof(what), where, "keepalive_trim"),
+                      false, &u->keepalive_trim_ms) != PT_OK)
         return PT_ERR;
     if (f[KEEPALIVE_REQUESTS].val && want_u32(ld, f[KEEPALIVE_REQUESTS].val,
                                               sub(what, sizeof(what), where, "keepalive_requests"),

@@ -13,12 +13,15 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define SURPLUS_IDLE_MS 1000 /* idle connections beyond `keepalive` last this long */
+static void upool_trim(struct loop_timer *t);
 
 void
-upool_init(struct upool *p, const struct config_upstream *up, struct lb_pool *lb, uint64_t seed)
+upool_init(struct upool *p, struct worker *w, const struct config_upstream *up, struct lb_pool *lb,
+           uint64_t seed)
 {
     p->up = up;
+    p->w = w;
+    p->trim.cb = upool_trim;
     p->lb = lb;
     lb_local_init(&p->local, lb, seed);
     p->nservers = up->nservers;
@@ -36,6 +39,7 @@ upool_init(struct upool *p, const struct config_upstream *up, struct lb_pool *lb
 void
 upool_fini(struct upool *p, struct worker *w)
 {
+    loop_timer_cancel(&w->loop, &p->trim);
     for (uint32_t i = 0; i < p->nservers; i++) {
         while (p->servers[i].idle)
             upconn_close(p->servers[i].idle);
@@ -59,6 +63,42 @@ idle_unlink(struct upconn *u)
         u->next->prev = u->prev;
     u->next = u->prev = NULL;
     s->nidle--;
+    if (s->nidle < s->min_idle)
+        s->min_idle = s->nidle;
+}
+
+/* Idle connections beyond `keepalive` go gradually. A burst of concurrent requests (an HTTP/2
+ * client's hundred streams) leaves hundreds idle when it ends; closing the surplus at once, or
+ * a second later, made the next burst after a short lull reconnect every one of them (about
+ * 40 ms of connects for a thousand, while the backend waited). Every keepalive_trim, half of
+ * the surplus that stayed unused through the whole interval is closed, least recently used
+ * first, so a pool shrinks to `keepalive` over a few quiet intervals, as HAProxy's
+ * pool-purge-delay does. Each connection still closes after keepalive_timeout. */
+static void
+upool_trim(struct loop_timer *t)
+{
+    struct upool *p = PT_CONTAINER_OF(t, struct upool, trim);
+    const uint32_t keep = p->up->keepalive;
+    bool again = false;
+    for (uint32_t i = 0; i < p->nservers; i++) {
+        struct upool_server *s = &p->servers[i];
+        if (s->nidle > keep) {
+            uint32_t unused = PT_MIN(s->min_idle, s->nidle - keep);
+            uint32_t n = unused - unused / 2;
+            struct upconn *u = s->idle;
+            for (uint32_t k = 0; n && k < s->nidle - n; k++)
+                u = u->next;
+            while (n && u) {
+                struct upconn *next = u->next;
+                upconn_close(u);
+                u = next;
+            }
+        }
+        s->min_idle = s->nidle;
+        again |= s->nidle > keep;
+    }
+    if (again)
+        loop_timer_set(&p->w->loop, t, p->up->keepalive_trim_ms);
 }
 
 struct upconn *
@@ -169,13 +209,6 @@ upconn_release(struct upconn *u)
         upconn_close(u);
         return;
     }
-    /* Beyond `keepalive` idle connections, a connection still parks, for a second only: under
-     * many concurrent requests (HTTP/2 clients send a hundred at once) the idle count swings
-     * around the limit, and closing the surplus at once would reconnect on every swing. The
-     * list is most-recent-first, so the surplus is what goes unused and times out. */
-    uint32_t idle_ms = up->keepalive_timeout_ms;
-    if (s->nidle >= up->keepalive && idle_ms > SURPLUS_IDLE_MS)
-        idle_ms = SURPLUS_IDLE_MS;
     buf_release(&u->rbuf, &u->w->bufs);
     buf_release(&u->wbuf, &u->w->bufs);
     u->state = UC_IDLE;
@@ -185,7 +218,14 @@ upconn_release(struct upconn *u)
         s->idle->prev = u;
     s->idle = u;
     s->nidle++;
-    loop_timer_set(&u->w->loop, &u->timer, idle_ms);
+    loop_timer_set(&u->w->loop, &u->timer, up->keepalive_timeout_ms);
+    /* beyond `keepalive`: the trim interval starts (upool_trim) */
+    struct upool *p = s->pool;
+    if (s->nidle > up->keepalive && !p->trim.idx) {
+        for (uint32_t i = 0; i < p->nservers; i++)
+            p->servers[i].min_idle = p->servers[i].nidle;
+        loop_timer_set(&u->w->loop, &p->trim, up->keepalive_trim_ms);
+    }
 }
 
 void

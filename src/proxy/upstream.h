@@ -40,6 +40,7 @@ struct upool_server {
     struct upool *pool;
     struct upconn *idle; /* most recently used first */
     uint32_t nidle;
+    uint32_t min_idle;     /* fewest idle since the trim interval began (upool_trim) */
     const char *addr_text; /* ls->addr_text */
     uint32_t addr_len;
     SSL_SESSION *session; /* https://: the last session the server issued, for resumption */
@@ -47,6 +48,8 @@ struct upool_server {
 
 struct upool {
     const struct config_upstream *up;
+    struct worker *w;
+    struct loop_timer trim; /* armed while some server has idle connections beyond keepalive */
     struct lb_pool *lb;
     struct lb_local local;
     struct upool_server *servers;
@@ -55,8 +58,8 @@ struct upool {
     uint32_t nwaiting;
 };
 
-void upool_init(struct upool *p, const struct config_upstream *up, struct lb_pool *lb,
-                uint64_t seed);
+void upool_init(struct upool *p, struct worker *w, const struct config_upstream *up,
+                struct lb_pool *lb, uint64_t seed);
 void upool_fini(struct upool *p, struct worker *w);
 
 /* Takes an idle connection to <s>, or NULL. */

@@ -130,7 +130,7 @@ worker_new(uint32_t id, const struct config *cfg, struct lb *lb, struct tls_serv
     }
     w->pools = pt_calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*w->pools));
     for (uint32_t i = 0; i < cfg->nupstreams; i++)
-        upool_init(&w->pools[i], &cfg->upstreams[i], &lb->pools[i],
+        upool_init(&w->pools[i], w, &cfg->upstreams[i], &lb->pools[i],
                    w->rng[0] ^ (w->rng[1] + i * 0x9e3779b97f4a7c15ull));
     return w;
 }

@@ -73,18 +73,50 @@ def test_keepalive_timeout_closes_idle_upstream(origin, portico):
     assert 0.7 <= elapsed <= 3.0, elapsed
 
 
+def burst(p, n, delay=0.3):
+    """<n> requests at once, each answered after <delay>: n upstream connections in use."""
+    clients = [Client(p.port) for _ in range(n)]
+    try:
+        for c in clients:
+            c.send(build_request("GET", f"/?delay={delay}"))
+        for c in clients:
+            assert c.read_response().status == 200
+    finally:
+        for c in clients:
+            c.close()
+
+
 def test_idle_limit_per_pool(origin, portico):
-    p = portico(pool(origin, keepalive=2), workers=1)
-    clients = [Client(p.port) for _ in range(5)]
-    for c in clients:
-        c.send(build_request("GET", "/?delay=0.5"))
-    for c in clients:
-        assert c.read_response().status == 200
+    p = portico(pool(origin, keepalive=2, keepalive_trim="300ms"), workers=1)
+    burst(p, 5, delay=0.5)
     assert origin.conn_count == 5
-    assert origin.wait_for(lambda o: o.open_conns <= 2, timeout=3), \
+    assert origin.wait_for(lambda o: o.open_conns <= 2, timeout=4), \
         f"{origin.open_conns} idle upstream connections kept, limit is 2"
-    for c in clients:
-        c.close()
+    time.sleep(0.8)
+    assert origin.open_conns == 2, "the pool shrank below its keepalive limit"
+
+
+def test_idle_surplus_kept_through_a_short_lull(origin, portico):
+    """Idle connections beyond `keepalive` go by halves, one step per `keepalive_trim`
+    interval without use: a second burst after a lull reuses them (they used to be closed
+    after one second, and each burst reconnected), and a quiet pool then shrinks to the limit
+    in steps, not at once, keeping the connection within it."""
+    p = portico(pool(origin, keepalive=1, keepalive_trim="1s"), workers=1)
+    burst(p, 6)
+    assert origin.conn_count == 6
+    time.sleep(1.3)
+    burst(p, 6)
+    assert origin.conn_count <= 7, \
+        f"{origin.conn_count - 6} new upstream connections for a burst after a 1.3 s lull"
+    n = origin.conn_count
+    assert origin.wait_for(lambda o: o.open_conns <= 1, timeout=8), \
+        f"{origin.open_conns} idle upstream connections left, limit is 1"
+    assert origin.open_conns == 1, "the pool shrank below its keepalive limit"
+    closes = list(origin.closed_conn_times)
+    assert len(closes) == n - 1
+    assert max(closes) - min(closes) >= 1.5, "the surplus was closed at once, not in steps"
+    assert request(p.port, "GET", "/").status == 200
+    assert origin.conn_count == n, "the connection kept idle was not reused"
 
 
 def test_backend_closing_idle_connection_loses_no_request(make_origin, portico):

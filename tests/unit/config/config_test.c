@@ -291,6 +291,7 @@ test_full_file(void)
     CHECK(strcmp(u->servers[0].host_header, "localhost:9100") == 0);
     CHECK_EQ_INT(u->keepalive, 128);
     CHECK_EQ_INT(u->keepalive_timeout_ms, 60000);
+    CHECK_EQ_INT(u->keepalive_trim_ms, 5000);
     CHECK_EQ_INT(u->keepalive_requests, 10000);
 
     CHECK_EQ_INT(c->nroutes, 4);
@@ -594,6 +595,13 @@ test_server_addresses(void)
     CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [127.0.0.1:80]\n"
                      "    keepalive_timeout: soon\n",
                      "t.yaml:5:24: upstreams.app.keepalive_timeout: bad duration \"soon\""));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [127.0.0.1:80]\n"
+                     "    keepalive_trim: 0s\n",
+                     "t.yaml:5:21: upstreams.app.keepalive_trim: must be greater than 0"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [127.0.0.1:80]\n"
+                     "    keepalive_trm: 5s\n",
+                     "t.yaml:5:5: unknown key \"keepalive_trm\" in upstreams.app, did you mean "
+                     "\"keepalive_trim\"?"));
 }
 
 static void
@@ -1934,7 +1942,8 @@ test_doc_upstreams_example(void)
                               "      interval: 2s\n"
                               "    queue: {size: 100, timeout: 2s}\n"
                               "    keepalive: 64\n"
-                              "    keepalive_timeout: 30s\n";
+                              "    keepalive_timeout: 30s\n"
+                              "    keepalive_trim: 10s\n";
     char yaml[sizeof(app) + 64];
     struct config *c = NULL;
     char err[512];
@@ -1956,7 +1965,7 @@ test_doc_upstreams_example(void)
     CHECK(u->health.enabled && strcmp(u->health.path, "/healthz") == 0);
     CHECK(u->health.interval_ms == 2000 && u->health.jitter_ms == 200);
     CHECK(u->queue_size == 100 && u->queue_timeout_ms == 2000);
-    CHECK(u->keepalive == 64 && u->keepalive_timeout_ms == 30000);
+    CHECK(u->keepalive == 64 && u->keepalive_timeout_ms == 30000 && u->keepalive_trim_ms == 10000);
     config_free(c);
 }
 
