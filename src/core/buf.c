@@ -112,12 +112,10 @@ buf_release(struct buf *b, struct buf_pool *p)
 uint32_t
 buf_pool_trim(struct buf_pool *p, uint32_t keep)
 {
-    uint32_t unused = PT_MIN(p->min_free, p->nfree), n = 0;
-    while (unused > keep && p->nfree > keep) {
+    uint32_t unused = PT_MIN(p->min_free, p->nfree);
+    uint32_t n = unused > keep ? pt_half_up(unused - keep) : 0;
+    for (uint32_t i = 0; i < n; i++)
         block_free(p->free[--p->nfree]);
-        unused--;
-        n++;
-    }
     p->min_free = p->nfree;
     return n;
 }

@@ -89,8 +89,9 @@ buf_release_if_empty(struct buf *b, struct buf_pool *p)
         buf_release(b, p);
 }
 
-/* Returns to the system the cached blocks that went unused since the previous call, keeping
- * at least <keep>; called on a timer so memory follows the load down. Returns blocks freed. */
+/* Returns to the system half (rounded up) of the cached blocks that went unused since the
+ * previous call, keeping at least <keep>; called on a timer so memory follows the load down
+ * in steps, and a burst after a short lull finds its blocks mapped. Returns blocks freed. */
 uint32_t buf_pool_trim(struct buf_pool *p, uint32_t keep);
 
 void buf_pool_fini(struct buf_pool *p);

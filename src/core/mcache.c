@@ -158,7 +158,7 @@ mcache_trim(struct mcache *m)
 {
     uint32_t n = 0;
     for (uint32_t c = 0; c < MCACHE_CLASSES; c++) {
-        n += drop(m, c, PT_MIN(m->min_free[c], m->nfree[c]));
+        n += drop(m, c, pt_half_up(PT_MIN(m->min_free[c], m->nfree[c])));
         m->min_free[c] = m->nfree[c];
     }
     return n;

@@ -3,8 +3,8 @@
  * freed block goes onto its class's free list and the next allocation of that class takes it
  * back, without malloc's bookkeeping. Blocks over MCACHE_MAX bytes go to malloc directly.
  *
- * Not thread-safe: one cache per worker. mcache_trim, called on a timer, returns to malloc the
- * blocks that stayed unused since the previous call, so the cache follows the load down.
+ * Not thread-safe: one cache per worker. mcache_trim, called on a timer, returns to malloc half
+ * of the blocks that stayed unused since the previous call, so the cache follows the load down.
  * Sanitizer builds bypass the cache so that use-after-free stays visible. */
 #ifndef PT_MCACHE_H
 #define PT_MCACHE_H
@@ -29,7 +29,8 @@ void *mcache_calloc(struct mcache *m, size_t nmemb, size_t size);
 void *mcache_realloc(struct mcache *m, void *p, size_t n);
 void mcache_free(struct mcache *m, void *p);
 
-/* Frees the cached blocks unused since the previous call. Returns how many. */
+/* Frees half (rounded up) of the cached blocks unused since the previous call. Returns how
+ * many. */
 uint32_t mcache_trim(struct mcache *m);
 
 /* Frees every cached block (blocks still in use stay valid and may be freed later). */

@@ -20,6 +20,13 @@
 #define PT_MAX(a, b)                       ((a) > (b) ? (a) : (b))
 #define PT_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* Half of <n>, rounded up: what a trim that goes in steps frees of an unused surplus. */
+static inline uint32_t
+pt_half_up(uint32_t n)
+{
+    return n - n / 2;
+}
+
 /* Allocation that aborts on failure: a proxy that cannot get a few hundred bytes is done. */
 void *pt_malloc(size_t n);
 void *pt_calloc(size_t n, size_t sz);

@@ -1175,12 +1175,12 @@ uint32_t
 exchange_trim_cache(struct worker *w, uint32_t keep)
 {
     uint32_t unused = PT_MIN(w->min_free_x, w->nfree_x), n = 0;
-    while (unused > keep && w->nfree_x > keep && w->free_x) {
+    uint32_t go = unused > keep ? pt_half_up(unused - keep) : 0;
+    while (n < go && w->free_x) {
         struct exchange *x = w->free_x;
         w->free_x = x->next_free;
         free(x);
         w->nfree_x--;
-        unused--;
         n++;
     }
     w->min_free_x = w->nfree_x;

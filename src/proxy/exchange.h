@@ -36,7 +36,8 @@ void exchange_on_wait_poll(struct loop_timer *t);
 /* Frees connections closed during this loop turn. */
 void exchange_reap(struct worker *w);
 
-/* Frees cached exchanges unused since the last call beyond <keep>; returns how many. */
+/* Frees half (rounded up) of the cached exchanges unused since the last call beyond <keep>;
+ * returns how many. */
 uint32_t exchange_trim_cache(struct worker *w, uint32_t keep);
 
 /* Frees the worker's recycled exchanges. */

@@ -84,7 +84,7 @@ upool_trim(struct loop_timer *t)
         struct upool_server *s = &p->servers[i];
         if (s->nidle > keep) {
             uint32_t unused = PT_MIN(s->min_idle, s->nidle - keep);
-            uint32_t n = unused - unused / 2;
+            uint32_t n = pt_half_up(unused);
             struct upconn *u = s->idle;
             for (uint32_t k = 0; n && k < s->nidle - n; k++)
                 u = u->next;

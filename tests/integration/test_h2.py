@@ -1275,3 +1275,42 @@ def test_h2load(h2p, origin, kind):
     assert (total, done, ok, failed, errored, timeout) == (2000, 2000, 2000, 0, 0, 0), text
     assert re.search(r"status codes: 2000 2xx", text), text
     assert len(origin.requests) == 2000
+
+
+def minor_faults(pid):
+    """Minor page faults of the whole process so far (/proc/<pid>/stat field 10): each page
+    Portico maps anew faults once when first written."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+@pytest.mark.deadline(90)
+def test_burst_after_short_lull_reuses_memory(h2p, origin):
+    """Memory that a burst of streams used goes back to the system in steps (half of what
+    stayed unused, every 10 s), not all of it a second later: a second burst after a 2.5 s
+    lull finds its buffers still mapped and its upstream connections still open, where it used
+    to map, fault in and connect everything again."""
+    p = h2p(workers=1)
+    url = f"http://127.0.0.1:{p.h2c_port}/lull"
+
+    def burst():
+        out = subprocess.run(["h2load", "-n", "3000", "-c", "2", "-m", "100", "-T", "20", url],
+                             capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        text = out.stdout.decode("utf-8", "replace")
+        m = H2LOAD_RE.search(text)
+        assert out.returncode == 0 and m and int(m.group(4)) == 3000, text
+
+    f0 = minor_faults(p.pid)
+    burst()
+    first = minor_faults(p.pid) - f0
+    conns = origin.conn_count
+    time.sleep(2.5)
+    f1 = minor_faults(p.pid)
+    burst()
+    second = minor_faults(p.pid) - f1
+    if not SANITIZED:  # ASan's allocator maps fresh memory for its quarantine and shadow
+        assert first >= 150, f"the first burst of 200 streams faulted in only {first} pages"
+        assert second * 4 < first, \
+            f"the burst after a lull faulted in {second} pages, the first {first}"
+    assert origin.conn_count - conns < conns // 4, \
+        f"{origin.conn_count - conns} new upstream connections after the lull ({conns} before)"

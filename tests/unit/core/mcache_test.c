@@ -127,10 +127,17 @@ test_trim(void)
         p[i] = mcache_alloc(&m, 64);
     for (int i = 0; i < 30; i++)
         mcache_free(&m, p[i]);
-    CHECK_EQ_INT(mcache_trim(&m), 70); /* 70 stayed unused all period */
-    CHECK_EQ_INT(m.nfree[1], 30);
-    CHECK_EQ_INT(mcache_trim(&m), 30); /* then a quiet period: all go */
+    CHECK_EQ_INT(mcache_trim(&m), 35); /* 70 stayed unused all period: half of them go */
+    CHECK_EQ_INT(m.nfree[1], 65);
+    CHECK_EQ_INT(mcache_trim(&m), 33); /* then quiet periods: half, rounded up, each time */
+    CHECK_EQ_INT(m.nfree[1], 32);
+    uint32_t trims = 0;
+    while (m.nfree[1] && trims < 10) {
+        mcache_trim(&m);
+        trims++;
+    }
     CHECK_EQ_INT(m.nfree[1], 0);
+    CHECK_EQ_INT(trims, 6); /* 32 16 8 4 2 1 */
     mcache_fini(&m);
 }
 
