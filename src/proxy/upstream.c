@@ -67,6 +67,20 @@ idle_unlink(struct upconn *u)
         s->min_idle = s->nidle;
 }
 
+/* Closes the <n> least recently used idle connections of <s> (the tail of its list). */
+static void
+close_oldest(struct upool_server *s, uint32_t n)
+{
+    struct upconn *u = s->idle;
+    for (uint32_t k = n; k < s->nidle; k++)
+        u = u->next;
+    while (u) {
+        struct upconn *next = u->next;
+        upconn_close(u);
+        u = next;
+    }
+}
+
 /* Idle connections beyond `keepalive` go gradually. A burst of concurrent requests (an HTTP/2
  * client's hundred streams) leaves hundreds idle when it ends; closing the surplus at once, or
  * a second later, made the next burst after a short lull reconnect every one of them (about
@@ -82,18 +96,8 @@ upool_trim(struct loop_timer *t)
     bool again = false;
     for (uint32_t i = 0; i < p->nservers; i++) {
         struct upool_server *s = &p->servers[i];
-        if (s->nidle > keep) {
-            uint32_t unused = PT_MIN(s->min_idle, s->nidle - keep);
-            uint32_t n = pt_half_up(unused);
-            struct upconn *u = s->idle;
-            for (uint32_t k = 0; n && k < s->nidle - n; k++)
-                u = u->next;
-            while (n && u) {
-                struct upconn *next = u->next;
-                upconn_close(u);
-                u = next;
-            }
-        }
+        if (s->nidle > keep && s->min_idle)
+            close_oldest(s, pt_half_up(PT_MIN(s->min_idle, s->nidle - keep)));
         s->min_idle = s->nidle;
         again |= s->nidle > keep;
     }
