@@ -7,8 +7,12 @@
 #ifndef LOOP_SPIN_US
 #define LOOP_SPIN_US 50 /* see loop_run */
 #endif
+#define LOOP_SPIN_REVIEW_MS 100 /* how often loop_run reviews the spin (spin_review) */
+
+#include "core/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -61,6 +65,8 @@ loop_init(struct loop *l)
         return PT_ERR;
     }
     l->now_ms = clock_ms();
+    l->spin = LOOP_SPIN_US > 0;
+    l->schedfd = -2;
     return PT_OK;
 }
 
@@ -69,6 +75,8 @@ loop_fini(struct loop *l)
 {
     close(l->wakefd);
     close(l->epfd);
+    if (l->schedfd >= 0)
+        close(l->schedfd);
     free(l->heap);
     l->heap = NULL;
 }
@@ -241,6 +249,73 @@ loop_run_once(struct loop *l, int timeout_ms)
     return n;
 }
 
+bool
+loop_spin_review(bool *spin, uint8_t *calm, uint64_t run_ns, uint64_t wait_ns)
+{
+    if (run_ns < 1000000u)
+        return *spin;
+    if (*spin) {
+        *spin = wait_ns <= run_ns / 8;
+        *calm = 0;
+        return *spin;
+    }
+    *calm = wait_ns < run_ns / 16 ? *calm + 1 : 0;
+    if (*calm >= LOOP_SPIN_CALM) {
+        *spin = true;
+        *calm = 0;
+    }
+    return *spin;
+}
+
+int
+loop_sched_parse(const char *s, uint64_t *run_ns, uint64_t *wait_ns)
+{
+    char *end;
+    errno = 0;
+    unsigned long long run = strtoull(s, &end, 10);
+    if (end == s || *end != ' ' || errno)
+        return PT_ERR;
+    const char *w = end + 1;
+    unsigned long long wait = strtoull(w, &end, 10);
+    if (end == w || (*end != ' ' && *end != '\n') || errno)
+        return PT_ERR;
+    *run_ns = run;
+    *wait_ns = wait;
+    return PT_OK;
+}
+
+/* Every LOOP_SPIN_REVIEW_MS: reads the thread's scheduler statistics and lets loop_spin_review
+ * turn the spin on or off. The file is opened on the first review, from the thread that runs
+ * the loop; where it cannot be read (no schedstats in the kernel) the spin stays as it is. */
+static void
+spin_review(struct loop *l)
+{
+    l->spin_review_ms = l->now_ms + LOOP_SPIN_REVIEW_MS;
+    if (l->schedfd == -2)
+        l->schedfd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (l->schedfd < 0)
+        return;
+    char b[128];
+    ssize_t n = pread(l->schedfd, b, sizeof(b) - 1, 0);
+    uint64_t run, wait;
+    if (n <= 0 || (b[n] = '\0', loop_sched_parse(b, &run, &wait)) != PT_OK) {
+        close(l->schedfd);
+        l->schedfd = -1;
+        return;
+    }
+    if (l->sched_run_ns) {
+        bool was = l->spin;
+        bool spin = loop_spin_review(&l->spin, &l->spin_calm, run - l->sched_run_ns,
+                                     wait - l->sched_wait_ns);
+        if (spin != was)
+            log_debug("loop: post-turn spin %s (ran %llu us, waited %llu us for a CPU)",
+                      spin ? "on" : "off", (unsigned long long)(run - l->sched_run_ns) / 1000,
+                      (unsigned long long)(wait - l->sched_wait_ns) / 1000);
+    }
+    l->sched_run_ns = run;
+    l->sched_wait_ns = wait;
+}
+
 void
 loop_run(struct loop *l)
 {
@@ -248,9 +323,14 @@ loop_run(struct loop *l)
     uint64_t spin_until = 0;
     while (!l->stop) {
         int timeout = -1;
+        if (LOOP_SPIN_US > 0 && l->now_ms >= l->spin_review_ms)
+            spin_review(l);
         /* After a turn with events, poll without sleeping for a short while: peers that send
          * to a loop still awake need not wake it, which under load costs them (and so the
-         * throughput) more than these few empty polls cost us. */
+         * throughput) more than these few empty polls cost us. Only while the thread has its
+         * CPU mostly to itself (spin_review): on a shared CPU the empty polls take time from
+         * the threads that wait for it, the clients and origins on the same machine among
+         * them. */
         if (l->busy || (spin_until && loop_clock_us() < spin_until)) {
             timeout = 0;
         } else if (l->nheap) {
@@ -258,7 +338,7 @@ loop_run(struct loop *l)
             timeout = at <= l->now_ms ? 0 : (int)PT_MIN(at - l->now_ms, 60000u);
         }
         int n = turn_wait(l, evs, (int)PT_ARRAY_LEN(evs), timeout);
-        if (n > 0)
+        if (n > 0 && l->spin)
             spin_until = loop_clock_us() + LOOP_SPIN_US;
         else if (timeout != 0)
             spin_until = 0;
