@@ -250,19 +250,15 @@ loop_run_once(struct loop *l, int timeout_ms)
 }
 
 bool
-loop_spin_review(bool *spin, uint8_t *calm, uint64_t run_ns, uint64_t wait_ns)
+loop_spin_review(bool *spin, uint8_t *streak, uint64_t run_ns, uint64_t wait_ns)
 {
     if (run_ns < 1000000u)
         return *spin;
-    if (*spin) {
-        *spin = wait_ns <= run_ns / 8;
-        *calm = 0;
-        return *spin;
-    }
-    *calm = wait_ns < run_ns / 16 ? *calm + 1 : 0;
-    if (*calm >= LOOP_SPIN_CALM) {
-        *spin = true;
-        *calm = 0;
+    bool against = *spin ? wait_ns > run_ns / 4 : wait_ns < run_ns / 8;
+    *streak = against ? *streak + 1 : 0;
+    if (*streak >= (*spin ? LOOP_SPIN_OFF_AFTER : LOOP_SPIN_ON_AFTER)) {
+        *spin = !*spin;
+        *streak = 0;
     }
     return *spin;
 }
@@ -305,7 +301,7 @@ spin_review(struct loop *l)
     }
     if (l->sched_run_ns) {
         bool was = l->spin;
-        bool spin = loop_spin_review(&l->spin, &l->spin_calm, run - l->sched_run_ns,
+        bool spin = loop_spin_review(&l->spin, &l->spin_streak, run - l->sched_run_ns,
                                      wait - l->sched_wait_ns);
         if (spin != was)
             log_debug("loop: post-turn spin %s (ran %llu us, waited %llu us for a CPU)",

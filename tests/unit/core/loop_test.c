@@ -50,33 +50,40 @@ test_spin_decision(void)
 {
     const uint64_t ms = 1000000u;
     bool spin = true;
-    uint8_t calm = 0;
-    /* a thread that has its CPU keeps spinning */
-    CHECK(loop_spin_review(&spin, &calm, 50 * ms, 1 * ms));
-    /* up to an eighth of its run time waiting for a CPU: still on */
-    CHECK(loop_spin_review(&spin, &calm, 80 * ms, 10 * ms));
-    /* more than an eighth: off at once */
-    CHECK(!loop_spin_review(&spin, &calm, 80 * ms, 10 * ms + 1));
+    uint8_t streak = 0;
+    /* a thread that has its CPU keeps spinning; so does one that waits up to a quarter of its
+     * run time (ksoftirqd and kernel threads take some of a CPU of one's own) */
+    CHECK(loop_spin_review(&spin, &streak, 50 * ms, 1 * ms));
+    CHECK(loop_spin_review(&spin, &streak, 80 * ms, 20 * ms));
+    CHECK_EQ_INT(streak, 0);
+    /* one interval above a quarter is not enough; a calm one in between restarts the count */
+    CHECK(loop_spin_review(&spin, &streak, 80 * ms, 20 * ms + 1));
+    CHECK_EQ_INT(streak, 1);
+    CHECK(loop_spin_review(&spin, &streak, 80 * ms, 5 * ms));
+    CHECK_EQ_INT(streak, 0);
+    /* LOOP_SPIN_OFF_AFTER in a row: off */
+    for (int i = 0; i < LOOP_SPIN_OFF_AFTER - 1; i++)
+        CHECK(loop_spin_review(&spin, &streak, 40 * ms, 60 * ms));
+    CHECK(!loop_spin_review(&spin, &streak, 40 * ms, 60 * ms));
     CHECK(!spin);
-    /* too little run time to tell: unchanged */
-    CHECK(!loop_spin_review(&spin, &calm, ms - 1, 0));
-    CHECK_EQ_INT(calm, 0);
-    /* back on only after LOOP_SPIN_CALM calm reviews in a row (under a sixteenth) */
-    for (int i = 0; i < LOOP_SPIN_CALM - 1; i++)
-        CHECK(!loop_spin_review(&spin, &calm, 80 * ms, 5 * ms - 1));
-    CHECK_EQ_INT(calm, LOOP_SPIN_CALM - 1);
-    CHECK(!loop_spin_review(&spin, &calm, ms - 1, 0)); /* an empty interval keeps the count */
-    CHECK_EQ_INT(calm, LOOP_SPIN_CALM - 1);
-    /* a wait between a sixteenth and an eighth starts the count again */
-    CHECK(!loop_spin_review(&spin, &calm, 80 * ms, 6 * ms));
-    CHECK_EQ_INT(calm, 0);
-    for (int i = 0; i < LOOP_SPIN_CALM - 1; i++)
-        CHECK(!loop_spin_review(&spin, &calm, 80 * ms, 0));
-    CHECK(loop_spin_review(&spin, &calm, 80 * ms, 0));
+    CHECK_EQ_INT(streak, 0);
+    /* too little run time to tell: unchanged, the count kept */
+    CHECK(!loop_spin_review(&spin, &streak, ms - 1, 0));
+    CHECK_EQ_INT(streak, 0);
+    /* back on only after LOOP_SPIN_ON_AFTER reviews in a row under an eighth */
+    for (int i = 0; i < LOOP_SPIN_ON_AFTER - 1; i++)
+        CHECK(!loop_spin_review(&spin, &streak, 80 * ms, 10 * ms - 1));
+    CHECK_EQ_INT(streak, LOOP_SPIN_ON_AFTER - 1);
+    CHECK(!loop_spin_review(&spin, &streak, ms - 1, 0)); /* an empty interval keeps the count */
+    CHECK_EQ_INT(streak, LOOP_SPIN_ON_AFTER - 1);
+    /* a wait between an eighth and a quarter starts it again */
+    CHECK(!loop_spin_review(&spin, &streak, 80 * ms, 10 * ms));
+    CHECK_EQ_INT(streak, 0);
+    for (int i = 0; i < LOOP_SPIN_ON_AFTER - 1; i++)
+        CHECK(!loop_spin_review(&spin, &streak, 80 * ms, 0));
+    CHECK(loop_spin_review(&spin, &streak, 80 * ms, 0));
     CHECK(spin);
-    CHECK_EQ_INT(calm, 0);
-    /* on again, a busy CPU turns it off again at the first review */
-    CHECK(!loop_spin_review(&spin, &calm, 40 * ms, 60 * ms));
+    CHECK_EQ_INT(streak, 0);
 }
 
 static void
