@@ -221,8 +221,6 @@ turn_wait(struct loop *l, struct epoll_event *evs, int nevs, int timeout)
 {
     int n = epoll_wait(l->epfd, evs, nevs, timeout);
     l->now_ms = clock_ms();
-    l->turn++;
-    l->turn_events = n > 0 ? (uint32_t)n : 0;
     return n;
 }
 

@@ -38,8 +38,6 @@ struct loop {
     uint32_t nheap, capheap;
     bool stop;
     bool busy;                       /* work is queued: poll without waiting */
-    uint32_t turn;                   /* polls so far (wraps) */
-    uint32_t turn_events;            /* what the last poll returned */
     void (*on_wake)(struct loop *l); /* called after loop_wake from any thread */
     void (*on_turn)(struct loop *l); /* called after each turn's events and timers: objects
                                        * closed during the turn are freed there, since a later

@@ -3009,6 +3009,7 @@ exchange_reap(struct worker *w)
             client_run(c);
     }
     w->loop.busy = w->rerun != NULL;
+    h2_release_held(w);
     struct client *dead = w->dead_clients, *keep = NULL;
     w->dead_clients = NULL;
     while (dead) {

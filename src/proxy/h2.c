@@ -33,7 +33,7 @@
 #define H2_RUN_GUARD         16            /* read/process/write rounds per turn */
 #define H2_NOTICE_MS         1000          /* graceful GOAWAY: longest wait for the PING ack */
 #define H2_SKIP_RANGES       4             /* ranges of stream ids a client jumped over, kept */
-#define H2_HOLD_TURNS        8             /* output held for more frames: loop turns at most */
+#define H2_HOLD_US           100           /* output held for more frames: microseconds at most */
 #define H2_HOLD_BYTES        (16u * 1024u) /* ... and bytes at most (hold_output) */
 
 /* opaque data of the PING that follows a shutdown notice (h2_conn_notice) */
@@ -87,9 +87,10 @@ struct h2_conn {
     uint8_t nskips;
     bool notice;            /* a shutdown notice went out; the final GOAWAY follows */
     uint64_t notice_due_ms; /* ... at the latest then */
-    bool holding;           /* output waits for more frames (hold_output) ... */
-    uint32_t hold_turn;     /* ... since this loop turn */
-    bool settings_sent;     /* our SETTINGS went out, with MAX_CONCURRENT_STREAMS (send_cb) */
+    bool holding;           /* output waits for more frames (hold_output), on w->h2_held ... */
+    uint64_t hold_until_us; /* ... until then (loop_clock_us) */
+    struct h2_conn *held_prev, *held_next;
+    bool settings_sent; /* our SETTINGS went out, with MAX_CONCURRENT_STREAMS (send_cb) */
     /* frame boundaries in what the client sent, for frames nghttp2 ignores without a callback
      * (scan_frames): bytes still to skip (the preface, then each payload), header bytes held */
     uint32_t scan_skip;
@@ -1095,25 +1096,62 @@ scan_frames(struct h2_conn *h, const uint8_t *p, size_t n)
     return true;
 }
 
+static void
+held_unlink(struct h2_conn *h)
+{
+    struct worker *w = conn_w(h);
+    if (h->held_prev)
+        h->held_prev->held_next = h->held_next;
+    else
+        w->h2_held = h->held_next;
+    if (h->held_next)
+        h->held_next->held_prev = h->held_prev;
+    h->held_prev = h->held_next = NULL;
+    h->holding = false;
+}
+
 /* Whether the frames in wbuf should wait for more before the write. While streams still wait
- * for their upstreams and the loop's polls keep finding events, more responses are on their
- * way: frames collected over a few turns go out in one write (one TLS record, one wake-up and
- * one read for the client) instead of one write per response. The wait ends with a poll that
- * comes back empty, after H2_HOLD_TURNS turns or at H2_HOLD_BYTES bytes; a connection whose
- * streams are all answered (a lone request, say) is not held at all. */
+ * for their upstreams, more responses are on their way: the frames of those that arrive within
+ * H2_HOLD_US go out in one write (one TLS record, one wake-up and one read for the client)
+ * instead of one write per response or two. The wait ends when every stream is answered, at
+ * H2_HOLD_BYTES, or at the deadline (h2_release_held); a connection whose streams are all
+ * answered (a lone request, say) is not held at all. Only while the loop spins (loop.spin): the
+ * deadline is kept by polling, which a thread sharing its CPU must not do, and on such a CPU
+ * responses pile up between the thread's runs anyway. */
 static bool
 hold_output(struct h2_conn *h)
 {
     struct client *c = h->c;
-    const struct loop *l = &c->w->loop;
-    bool hold =
-        h->nlive && l->turn_events && c->wbuf.len < H2_HOLD_BYTES && !h->fatal && c->writable;
-    if (hold && !h->holding)
-        h->hold_turn = l->turn;
-    else if (hold)
-        hold = l->turn - h->hold_turn < H2_HOLD_TURNS;
-    h->holding = hold;
+    struct worker *w = c->w;
+    bool hold = h->nlive && c->wbuf.len < H2_HOLD_BYTES && !h->fatal && c->writable &&
+                (h->holding || w->loop.spin);
+    if (hold && !h->holding) {
+        h->holding = true;
+        h->hold_until_us = loop_clock_us() + H2_HOLD_US;
+        h->held_prev = NULL;
+        h->held_next = w->h2_held;
+        if (w->h2_held)
+            w->h2_held->held_prev = h;
+        w->h2_held = h;
+    } else if (hold) {
+        hold = loop_clock_us() < h->hold_until_us;
+    }
+    if (!hold && h->holding)
+        held_unlink(h);
     return hold;
+}
+
+void
+h2_release_held(struct worker *w)
+{
+    if (!w->h2_held)
+        return;
+    uint64_t now = loop_clock_us();
+    for (struct h2_conn *h = w->h2_held; h; h = h->held_next)
+        if (now >= h->hold_until_us)
+            client_queue(h->c); /* hold_output ends the hold, h2_conn_run writes */
+    if (w->h2_held)
+        w->loop.busy = true; /* poll on without sleeping until the deadlines */
 }
 
 void
@@ -1121,7 +1159,6 @@ h2_conn_run(struct client *c)
 {
     struct h2_conn *h = c->h2c;
     struct worker *w = c->w;
-    bool held = false;
     int guard;
     for (guard = 0; guard < H2_RUN_GUARD; guard++) {
         bool progress = false;
@@ -1175,11 +1212,7 @@ h2_conn_run(struct client *c)
             }
             progress |= c->wbuf.len != before;
         }
-        if (c->wbuf.len && hold_output(h)) {
-            held = true;
-            break;
-        }
-        if (c->wbuf.len) {
+        if (c->wbuf.len && !hold_output(h)) {
             uint64_t wr = 0;
             if (xio_flush(cio(c), &c->wbuf, &c->writable, &wr) == PT_ERR) {
                 client_close(c);
@@ -1190,7 +1223,7 @@ h2_conn_run(struct client *c)
         if (!progress)
             break;
     }
-    if (guard == H2_RUN_GUARD || held)
+    if (guard == H2_RUN_GUARD)
         client_queue(c);
     if (h->nstreams == 0) {
         /* idle connections hold no buffer; busy ones keep theirs (wbuf may have grown) */
@@ -1264,6 +1297,8 @@ h2_conn_free(struct client *c)
     struct h2_conn *h = c->h2c;
     struct worker *w = c->w;
     h->dead = true;
+    if (h->holding)
+        held_unlink(h);
     while (h->streams) {
         struct h2_stream *st = h->streams;
         nghttp2_session_set_stream_user_data(h->s, st->id, NULL);

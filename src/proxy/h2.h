@@ -42,6 +42,10 @@ void h2_conn_notice(struct client *c);
 /* Called by client_close on an HTTP/2 connection: ends every stream and frees the session. */
 void h2_conn_free(struct client *c);
 
+/* At the end of each turn: queues the connections whose output hold (hold_output) is over,
+ * and keeps the loop polling while some still wait. */
+void h2_release_held(struct worker *w);
+
 /* The xio calls of a stream's view (see struct xio). */
 ssize_t h2_stream_read(struct h2_stream *s, void *p, size_t n);
 ssize_t h2_stream_writev(struct h2_stream *s, const struct iovec *iov, int n);

@@ -18,6 +18,7 @@ struct nghttp2_option;
 
 struct client;
 struct exchange;
+struct h2_conn;
 struct upool;
 struct log_ring;
 struct lb;
@@ -55,12 +56,13 @@ struct worker {
     uint32_t nfree_x, min_free_x;
     struct upconn *dead_upconns; /* closed this turn, freed at its end */
     struct client *dead_clients;
-    struct client *rerun; /* connections to run again at the end of the turn */
+    struct client *rerun;    /* connections to run again at the end of the turn */
+    struct h2_conn *h2_held; /* HTTP/2 connections holding their output (h2_release_held) */
     struct log_ring *log;
     bool draining;
     uint32_t reload_seen; /* the worker_reload_gen this worker last acted on */
     struct loop_timer drain_timer;
-    struct loop_timer housekeeping; /* 1 s: trims cached memory */
+    struct loop_timer housekeeping; /* 10 s: trims cached memory */
     struct loop_timer wait_poll;    /* while requests wait for max_conns slots */
     uint32_t nwaiting;              /* such requests on this worker */
     bool kick_waiting;              /* a slot may have freed: retry waiting requests */

@@ -516,8 +516,8 @@ def test_slow_stream_does_not_delay_others(h2p, origin):
 
 
 def test_busy_worker_does_not_hold_answered_streams(h2p, origin):
-    """While more responses are on their way, Portico holds HTTP/2 output for a few loop turns
-    so that many go out in one write. The hold is bounded: on a worker that other clients keep
+    """While more responses are on their way, Portico holds HTTP/2 output for up to 100 us so
+    that many go out in one write. The hold is bounded: on a worker that other clients keep
     busy, answered streams still go out although a slow stream on the same connection (which
     keeps the hold's reason alive) has not been answered."""
     p = h2p(workers=1)
