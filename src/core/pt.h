@@ -13,9 +13,30 @@
 #define PT_EDONE  (-3) /* the stream or message ended */
 #define PT_ENOMEM (-4)
 
-#define PT_LIKELY(x)                       __builtin_expect(!!(x), 1)
-#define PT_UNLIKELY(x)                     __builtin_expect(!!(x), 0)
-#define PT_ARRAY_LEN(a)                    (sizeof(a) / sizeof((a)[0]))
+#define PT_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define PT_UNLIKELY(x)  __builtin_expect(!!(x), 0)
+#define PT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* Intrusive doubly linked lists: <head> is the list's first-node pointer, <n> a node linked
+ * through its fields <prev> and <next> (arguments are evaluated more than once: plain lvalues
+ * only). PT_DLIST_PUSH puts <n> first; PT_DLIST_UNLINK takes it out and clears its links. */
+#define PT_DLIST_PUSH(head, n, prev, next)                                                         \
+    do {                                                                                           \
+        (n)->prev = NULL;                                                                          \
+        (n)->next = (head);                                                                        \
+        if (head)                                                                                  \
+            (head)->prev = (n);                                                                    \
+        (head) = (n);                                                                              \
+    } while (0)
+#define PT_DLIST_UNLINK(head, n, prev, next)                                                       \
+    do {                                                                                           \
+        if ((n)->prev)                                                                             \
+            (n)->prev->next = (n)->next;                                                           \
+        else                                                                                       \
+            (head) = (n)->next;                                                                    \
+        if ((n)->next)                                                                             \
+            (n)->next->prev = (n)->prev;                                                           \
+        (n)->prev = (n)->next = NULL;                                                              \
+    } while (0)
 #define PT_MIN(a, b)                       ((a) < (b) ? (a) : (b))
 #define PT_MAX(a, b)                       ((a) > (b) ? (a) : (b))
 #define PT_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))

@@ -220,12 +220,7 @@ conn_close(struct aconn *k)
     loop_timer_cancel(&a->c->loop, &k->timer);
     loop_del(&a->c->loop, &k->io);
     close(k->io.fd);
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        a->conns = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
+    PT_DLIST_UNLINK(a->conns, k, prev, next);
     a->nconns--;
     free(k->out);
     free(k);
@@ -424,10 +419,7 @@ on_accept(struct loop_io *io, uint32_t events)
             free(k);
             continue;
         }
-        k->next = a->conns;
-        if (a->conns)
-            a->conns->prev = k;
-        a->conns = k;
+        PT_DLIST_PUSH(a->conns, k, prev, next);
         a->nconns++;
         loop_timer_set(&a->c->loop, &k->timer, ADMIN_TIMEOUT_MS);
         /* Edge-triggered: bytes that arrived with the handshake raise no later event. */

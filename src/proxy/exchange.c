@@ -741,12 +741,7 @@ client_close(struct client *c)
     close(c->io.fd);
     buf_release(&c->rbuf, &w->bufs);
     buf_release(&c->wbuf, &w->bufs);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    PT_DLIST_UNLINK(w->clients, c, prev, next);
     w->nclients--;
     c->next = w->dead_clients;
     w->dead_clients = c;
@@ -911,10 +906,7 @@ client_register(struct worker *w, struct listener *l, int fd, const struct socka
         free(c);
         return;
     }
-    c->next = w->clients;
-    if (w->clients)
-        w->clients->prev = c;
-    w->clients = c;
+    PT_DLIST_PUSH(w->clients, c, prev, next);
     w->nclients++;
     /* A new connection must deliver its first request head within the header timeout (after
      * a TLS handshake bounded by its own timeout). */

@@ -449,13 +449,7 @@ static void
 stream_unlink(struct h2_stream *st)
 {
     struct h2_conn *h = st->conn;
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        h->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
-    st->next = st->prev = NULL;
+    PT_DLIST_UNLINK(h->streams, st, prev, next);
     h->nstreams--;
     if (h->hs == st)
         h->hs = NULL;
@@ -751,10 +745,7 @@ on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
     st->conn = h;
     st->id = frame->hd.stream_id;
     client_init_stream(&st->vc, h->c, st);
-    st->next = h->streams;
-    if (h->streams)
-        h->streams->prev = st;
-    h->streams = st;
+    PT_DLIST_PUSH(h->streams, st, prev, next);
     h->nstreams++;
     h->nlive++;
     h->nreq++;
@@ -1099,14 +1090,7 @@ scan_frames(struct h2_conn *h, const uint8_t *p, size_t n)
 static void
 held_unlink(struct h2_conn *h)
 {
-    struct worker *w = conn_w(h);
-    if (h->held_prev)
-        h->held_prev->held_next = h->held_next;
-    else
-        w->h2_held = h->held_next;
-    if (h->held_next)
-        h->held_next->held_prev = h->held_prev;
-    h->held_prev = h->held_next = NULL;
+    PT_DLIST_UNLINK(conn_w(h)->h2_held, h, held_prev, held_next);
     h->holding = false;
 }
 
@@ -1128,11 +1112,7 @@ hold_output(struct h2_conn *h)
     if (hold && !h->holding) {
         h->holding = true;
         h->hold_until_us = loop_clock_us() + H2_HOLD_US;
-        h->held_prev = NULL;
-        h->held_next = w->h2_held;
-        if (w->h2_held)
-            w->h2_held->held_prev = h;
-        w->h2_held = h;
+        PT_DLIST_PUSH(w->h2_held, h, held_prev, held_next);
     } else if (hold) {
         hold = loop_clock_us() < h->hold_until_us;
     }

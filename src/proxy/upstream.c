@@ -55,13 +55,7 @@ static void
 idle_unlink(struct upconn *u)
 {
     struct upool_server *s = u->ps;
-    if (u->prev)
-        u->prev->next = u->next;
-    else
-        s->idle = u->next;
-    if (u->next)
-        u->next->prev = u->prev;
-    u->next = u->prev = NULL;
+    PT_DLIST_UNLINK(s->idle, u, prev, next);
     s->nidle--;
     if (s->nidle < s->min_idle)
         s->min_idle = s->nidle;
@@ -216,11 +210,7 @@ upconn_release(struct upconn *u)
     buf_release(&u->rbuf, &u->w->bufs);
     buf_release(&u->wbuf, &u->w->bufs);
     u->state = UC_IDLE;
-    u->next = s->idle;
-    u->prev = NULL;
-    if (s->idle)
-        s->idle->prev = u;
-    s->idle = u;
+    PT_DLIST_PUSH(s->idle, u, prev, next);
     s->nidle++;
     loop_timer_set(&u->w->loop, &u->timer, up->keepalive_timeout_ms);
     /* beyond `keepalive`: the trim interval starts (upool_trim) */
