@@ -1087,10 +1087,27 @@ scan_frames(struct h2_conn *h, const uint8_t *p, size_t n)
     return true;
 }
 
+/* The held list is in deadline order: every hold lasts H2_HOLD_US, so appending keeps it sorted
+ * and h2_release_held stops at the first deadline still ahead. */
+static void
+held_append(struct worker *w, struct h2_conn *h)
+{
+    h->held_next = NULL;
+    h->held_prev = w->h2_held_tail;
+    if (w->h2_held_tail)
+        w->h2_held_tail->held_next = h;
+    else
+        w->h2_held = h;
+    w->h2_held_tail = h;
+}
+
 static void
 held_unlink(struct h2_conn *h)
 {
-    PT_DLIST_UNLINK(conn_w(h)->h2_held, h, held_prev, held_next);
+    struct worker *w = conn_w(h);
+    if (w->h2_held_tail == h)
+        w->h2_held_tail = h->held_prev;
+    PT_DLIST_UNLINK(w->h2_held, h, held_prev, held_next);
     h->holding = false;
 }
 
@@ -1112,7 +1129,7 @@ hold_output(struct h2_conn *h)
     if (hold && !h->holding) {
         h->holding = true;
         h->hold_until_us = loop_clock_us() + H2_HOLD_US;
-        PT_DLIST_PUSH(w->h2_held, h, held_prev, held_next);
+        held_append(w, h);
     } else if (hold) {
         hold = loop_clock_us() < h->hold_until_us;
     }
@@ -1127,9 +1144,8 @@ h2_release_held(struct worker *w)
     if (!w->h2_held)
         return;
     uint64_t now = loop_clock_us();
-    for (struct h2_conn *h = w->h2_held; h; h = h->held_next)
-        if (now >= h->hold_until_us)
-            client_queue(h->c); /* hold_output ends the hold, h2_conn_run writes */
+    for (struct h2_conn *h = w->h2_held; h && now >= h->hold_until_us; h = h->held_next)
+        client_queue(h->c); /* hold_output ends the hold, h2_conn_run writes */
     if (w->h2_held)
         w->loop.busy = true; /* poll on without sleeping until the deadlines */
 }

@@ -56,8 +56,9 @@ struct worker {
     uint32_t nfree_x, min_free_x;
     struct upconn *dead_upconns; /* closed this turn, freed at its end */
     struct client *dead_clients;
-    struct client *rerun;    /* connections to run again at the end of the turn */
-    struct h2_conn *h2_held; /* HTTP/2 connections holding their output (h2_release_held) */
+    struct client *rerun;         /* connections to run again at the end of the turn */
+    struct h2_conn *h2_held;      /* HTTP/2 connections holding their output, by deadline */
+    struct h2_conn *h2_held_tail; /* ... the latest (h2_release_held) */
     struct log_ring *log;
     bool draining;
     uint32_t reload_seen; /* the worker_reload_gen this worker last acted on */
