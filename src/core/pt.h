@@ -37,6 +37,30 @@
             (n)->next->prev = (n)->prev;                                                           \
         (n)->prev = (n)->next = NULL;                                                              \
     } while (0)
+/* The same with a last-node pointer <tail> too (a queue): PT_DQUEUE_PUSH puts <n> first,
+ * PT_DQUEUE_APPEND last, PT_DQUEUE_UNLINK takes it out. */
+#define PT_DQUEUE_PUSH(head, tail, n, prev, next)                                                  \
+    do {                                                                                           \
+        if (!(head))                                                                               \
+            (tail) = (n);                                                                          \
+        PT_DLIST_PUSH(head, n, prev, next);                                                        \
+    } while (0)
+#define PT_DQUEUE_APPEND(head, tail, n, prev, next)                                                \
+    do {                                                                                           \
+        (n)->next = NULL;                                                                          \
+        (n)->prev = (tail);                                                                        \
+        if (tail)                                                                                  \
+            (tail)->next = (n);                                                                    \
+        else                                                                                       \
+            (head) = (n);                                                                          \
+        (tail) = (n);                                                                              \
+    } while (0)
+#define PT_DQUEUE_UNLINK(head, tail, n, prev, next)                                                \
+    do {                                                                                           \
+        if ((tail) == (n))                                                                         \
+            (tail) = (n)->prev;                                                                    \
+        PT_DLIST_UNLINK(head, n, prev, next);                                                      \
+    } while (0)
 #define PT_MIN(a, b)                       ((a) < (b) ? (a) : (b))
 #define PT_MAX(a, b)                       ((a) > (b) ? (a) : (b))
 #define PT_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))

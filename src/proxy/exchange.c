@@ -1708,15 +1708,7 @@ static void
 wait_unlink(struct client *c)
 {
     struct upool *p = c->wait_pool;
-    if (c->wait_prev)
-        c->wait_prev->wait_next = c->wait_next;
-    else
-        p->waiting_c = c->wait_next;
-    if (c->wait_next)
-        c->wait_next->wait_prev = c->wait_prev;
-    else
-        p->waiting_tail_c = c->wait_prev;
-    c->wait_next = c->wait_prev = NULL;
+    PT_DQUEUE_UNLINK(p->waiting_c, p->waiting_tail_c, c, wait_prev, wait_next);
     p->nwaiting--;
     c->w->nwaiting--;
 }
@@ -1745,23 +1737,10 @@ client_wait(struct client *c, struct exchange *x, struct upool *pool)
     x_free(w, x);
     c->x = NULL;
     c->state = CS_WAIT;
-    if (again) {
-        c->wait_prev = NULL;
-        c->wait_next = pool->waiting_c;
-        if (pool->waiting_c)
-            pool->waiting_c->wait_prev = c;
-        else
-            pool->waiting_tail_c = c;
-        pool->waiting_c = c;
-    } else {
-        c->wait_next = NULL;
-        c->wait_prev = pool->waiting_tail_c;
-        if (pool->waiting_tail_c)
-            pool->waiting_tail_c->wait_next = c;
-        else
-            pool->waiting_c = c;
-        pool->waiting_tail_c = c;
-    }
+    if (again)
+        PT_DQUEUE_PUSH(pool->waiting_c, pool->waiting_tail_c, c, wait_prev, wait_next);
+    else
+        PT_DQUEUE_APPEND(pool->waiting_c, pool->waiting_tail_c, c, wait_prev, wait_next);
     pool->nwaiting++;
     w->nwaiting++;
     uint64_t left = c->wait_until_ms > w->loop.now_ms ? c->wait_until_ms - w->loop.now_ms : 0;

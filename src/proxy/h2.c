@@ -1087,27 +1087,13 @@ scan_frames(struct h2_conn *h, const uint8_t *p, size_t n)
     return true;
 }
 
-/* The held list is in deadline order: every hold lasts H2_HOLD_US, so appending keeps it sorted
- * and h2_release_held stops at the first deadline still ahead. */
-static void
-held_append(struct worker *w, struct h2_conn *h)
-{
-    h->held_next = NULL;
-    h->held_prev = w->h2_held_tail;
-    if (w->h2_held_tail)
-        w->h2_held_tail->held_next = h;
-    else
-        w->h2_held = h;
-    w->h2_held_tail = h;
-}
-
+/* The held list is in deadline order: every hold lasts H2_HOLD_US, so hold_output appends and
+ * h2_release_held stops at the first deadline still ahead. */
 static void
 held_unlink(struct h2_conn *h)
 {
     struct worker *w = conn_w(h);
-    if (w->h2_held_tail == h)
-        w->h2_held_tail = h->held_prev;
-    PT_DLIST_UNLINK(w->h2_held, h, held_prev, held_next);
+    PT_DQUEUE_UNLINK(w->h2_held, w->h2_held_tail, h, held_prev, held_next);
     h->holding = false;
 }
 
@@ -1129,7 +1115,7 @@ hold_output(struct h2_conn *h)
     if (hold && !h->holding) {
         h->holding = true;
         h->hold_until_us = loop_clock_us() + H2_HOLD_US;
-        held_append(w, h);
+        PT_DQUEUE_APPEND(w->h2_held, w->h2_held_tail, h, held_prev, held_next);
     } else if (hold) {
         hold = loop_clock_us() < h->hold_until_us;
     }
