@@ -72,6 +72,7 @@ loop_timer_armed(const struct loop_timer *t)
 
 /* Runs until loop_stop. */
 void loop_run(struct loop *l);
+void loop_stop(struct loop *l);
 
 /* The post-turn spin's setting after one review interval in which the thread ran <run_ns> and
  * waited <wait_ns> for a CPU. Spinning pays only on a CPU the thread has mostly to itself: a
@@ -89,7 +90,6 @@ bool loop_spin_review(bool *spin, uint8_t *streak, uint64_t run_ns, uint64_t wai
 
 /* Parses a schedstat line ("run_ns wait_ns slices"). PT_OK or PT_ERR. */
 int loop_sched_parse(const char *s, uint64_t *run_ns, uint64_t *wait_ns);
-void loop_stop(struct loop *l);
 
 /* One turn of loop_run, for drivers that step the loop themselves (tests, fuzzers): waits up
  * to <timeout_ms> (-1: no limit) for events, then runs their callbacks, the timers due and
