@@ -1002,11 +1002,25 @@ class Blackhole:
         self.lsock.close()
 
 
+# Ports free_port() has handed out in this test process. The kernel may give the same free
+# port to two bind(0) calls in a row (one test's admin port and its listener, say), so a port
+# is handed out only once until the set is cleared; the set is bounded well below the
+# ephemeral range's 28,000 ports.
+_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    if len(_handed_out) > 8000:
+        _handed_out.clear()
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port that was not handed out already")
 
 
 def free_wildcard_port():

@@ -390,17 +390,8 @@ def trusting_ctx(cert):
 
 
 def free_ports(n, host="127.0.0.1"):
-    """<n> distinct free ports (helpers.free_port called twice may return the same one)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """<n> distinct free ports, none handed out before by helpers.free_port."""
+    return [helpers.free_port(host) for _ in range(n)]
 
 
 def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
