@@ -50,6 +50,7 @@ struct pipe {
     bool last_sent;   /* out_chunked: the last chunk is queued */
     bool framed;      /* any framing byte was queued (the request can no longer be replayed) */
     bool too_large;
+    bool corked;        /* the last write said MSG_MORE: the sink may hold a partial segment */
     uint64_t remaining; /* H1_BODY_LENGTH: bytes not yet taken */
     uint64_t span;      /* body bytes at the front of the source buffer ready to go out */
     uint64_t chunk_left;
@@ -309,17 +310,18 @@ xio_read(struct xio io, void *p, size_t n)
  * chunk header and its data go out in one record. */
 static _Thread_local char tls_scratch[16384];
 
-/* Writes the iovecs in order; returns bytes written. Short only when the socket is full. */
+/* Writes the iovecs in order; returns bytes written. Short only when the socket is full.
+ * <flags> (MSG_MORE) reach plain TCP sockets only. */
 static ssize_t
-xio_writev(struct xio io, const struct iovec *iov, int n)
+xio_writev(struct xio io, const struct iovec *iov, int n, int flags)
 {
     if (io.h2)
         return h2_stream_writev(io.h2, iov, n);
     if (!io.ssl) {
         if (n == 1)
-            return send(io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+            return send(io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | flags);
         struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
-        return sendmsg(io.fd, &m, MSG_NOSIGNAL);
+        return sendmsg(io.fd, &m, MSG_NOSIGNAL | flags);
     }
     ssize_t total = 0;
     int i = 0;
@@ -448,7 +450,7 @@ pipe_init(struct pipe *p, enum h1_body in, int64_t length, bool out_chunked, uin
  * PT_ERR on a write error or invalid input (p->dec.error or p->too_large say which). */
 static int
 pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, struct xio fd,
-          bool *writable, uint64_t *written)
+          bool *writable, uint64_t *written, bool src_more)
 {
     for (;;) {
         if (p->span == 0 && !p->in_done) {
@@ -521,7 +523,16 @@ pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, st
             want += (size_t)p->span;
             n++;
         }
-        ssize_t r = xio_writev(fd, iov, n);
+        /* After the first write of a body, while more of it waits in the source socket and
+         * will be written in this turn, the kernel may hold a partial segment (MSG_MORE): the
+         * body leaves in full segments and the receiver is woken per segment, not per 16 KiB
+         * write. The first write (the head and the first bytes) goes out at once, for the
+         * first byte's sake and for the receiver's window: corked from the first byte, many
+         * of wrk's connections kept a receive window below a 100 KiB response, which then
+         * waited for a window update every time. A turn that ends after a corked write
+         * pushes the tail (pipe_uncork). */
+        bool more = src_more && !p->in_done && p->total > 0 && !fd.ssl && !fd.h2;
+        ssize_t r = xio_writev(fd, iov, n, more ? MSG_MORE : 0);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -531,6 +542,8 @@ pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, st
             }
             return PT_ERR;
         }
+        /* a short write pushed what it queued (the kernel does on a full socket) */
+        p->corked = more && (size_t)r == want;
         if ((size_t)r < want)
             *writable = false;
         *written += (uint64_t)r;
@@ -560,6 +573,18 @@ pipe_pump(struct pipe *p, struct buf *src, struct buf *out, struct worker *w, st
     }
 }
 
+/* Sends what a MSG_MORE write left held in the kernel: setting TCP_NODELAY (already on)
+ * pushes the pending frames. */
+static void
+pipe_uncork(struct pipe *p, int fd)
+{
+    if (!p->corked)
+        return;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    p->corked = false;
+}
+
 /* Writes what <b> holds. Returns PT_OK when empty, PT_EAGAIN, or PT_ERR. */
 int
 xio_flush(struct xio fd, struct buf *b, bool *writable, uint64_t *written)
@@ -568,7 +593,7 @@ xio_flush(struct xio fd, struct buf *b, bool *writable, uint64_t *written)
         if (!*writable)
             return PT_EAGAIN;
         struct iovec iov = {.iov_base = buf_data(b), .iov_len = b->len};
-        ssize_t r = xio_writev(fd, &iov, 1);
+        ssize_t r = xio_writev(fd, &iov, 1, 0);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -2631,7 +2656,8 @@ x_run(struct exchange *x)
                     progress = true;
             }
             uint64_t dummy = 0;
-            int rc = pipe_pump(&x->req, &c->rbuf, &u->wbuf, w, uio(u), &u->writable, &dummy);
+            int rc = pipe_pump(&x->req, &c->rbuf, &u->wbuf, w, uio(u), &u->writable, &dummy,
+                               c->readable);
             if (rc == PT_ERR) {
                 if (x->req.too_large) {
                     x_fail(x, 413);
@@ -2707,8 +2733,8 @@ x_run(struct exchange *x)
                 if (u->eof && x->resp.in == H1_BODY_CLOSE && u->rbuf.len == 0)
                     x->resp.in_done = true;
                 uint64_t before = x->bytes_out;
-                int rc =
-                    pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, cio(c), &c->writable, &x->bytes_out);
+                int rc = pipe_pump(&x->resp, &u->rbuf, &c->wbuf, w, cio(c), &c->writable,
+                                   &x->bytes_out, u->readable);
                 if (x->bytes_out != before)
                     progress = true;
                 if (rc == PT_ERR) {
@@ -2762,6 +2788,9 @@ x_run(struct exchange *x)
         if (!progress)
             break;
     }
+    pipe_uncork(&x->resp, c->io.fd);
+    if (x->u)
+        pipe_uncork(&x->req, x->u->io.fd);
     if (guard == 64)
         client_queue(c);
     set_client_timer(x);
@@ -2860,7 +2889,7 @@ tunnel_dir(struct worker *w, struct pipe *p, struct xio src_fd, struct buf *src,
     if (*eof && src->len == 0 && out->len == 0)
         p->in_done = true;
     uint64_t before = *written;
-    if (pipe_pump(p, src, out, w, dst_fd, writable, written) == PT_ERR)
+    if (pipe_pump(p, src, out, w, dst_fd, writable, written, false) == PT_ERR)
         return PT_ERR;
     *progress |= *written != before;
     if (p->done)

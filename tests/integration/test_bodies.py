@@ -1,6 +1,8 @@
 """Message bodies both ways: Content-Length, chunked, read-to-close re-framing, trailers,
 bodiless responses."""
 import hashlib
+import socket
+import threading
 import time
 
 import pytest
@@ -251,3 +253,113 @@ def test_slow_reader_gets_whole_body(origin, portico, mode, n):
         assert r.status == 200
         assert r.complete and chk.offset == n, f"got {chk.offset} of {n} bytes"
         assert chk.ok, f"data differs at byte {chk.bad_at}"
+
+
+# Bodies that arrive in pieces with pauses between them. After a body's first write, Portico
+# writes with MSG_MORE while more of the body waits in the source socket, so the kernel may
+# hold a partial segment for the next write; a turn that ends after such a write must push
+# the held bytes at once. Left held, they would wait for the kernel's probe timer (200 ms or
+# more). Pieces of exactly 32 KiB make two full 16 KiB reads and then an empty one: the case
+# where the last write of a turn said MSG_MORE.
+PIECE = 32768
+PIECES = 6
+PIECE_PAUSE = 0.25
+
+
+def _median(xs):
+    return sorted(xs)[len(xs) // 2]
+
+
+@pytest.mark.parametrize("framing", ["cl", "chunked"])
+def test_response_pieces_are_not_held(make_raw, portico, framing):
+    sent = []
+    if framing == "cl":
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (PIECE * PIECES)
+        piece, per_piece, tail = b"p" * PIECE, PIECE, []
+    else:
+        n = PIECE - 8  # "7ff8\r\n" + data + "\r\n" is 32 KiB on the wire
+        head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        piece, per_piece, tail = b"%x\r\n" % n + b"p" * n + b"\r\n", n, [b"0\r\n\r\n"]
+
+    def script(cid, i, req):
+        acts = [head]
+        for _ in range(PIECES):
+            acts += [piece, lambda: sent.append(time.monotonic()), PIECE_PAUSE]
+        return acts + tail
+
+    raw = make_raw(script)
+    p = portico(raw)
+    got = []
+    total = [0]
+
+    def sink(data):
+        before = total[0] // per_piece
+        total[0] += len(data)
+        for _ in range(total[0] // per_piece - before):
+            got.append(time.monotonic())
+
+    with Client(p.port) as c:
+        c.send(build_request("GET", "/pieces"))
+        r = c.read_response(sink=sink)
+    assert r.status == 200 and total[0] == per_piece * PIECES
+    assert len(got) == len(sent) == PIECES
+    delays = [g - s for g, s in zip(got, sent)]
+    assert _median(delays) < 0.1, f"pieces reached the client late: {delays}"
+
+
+def test_request_pieces_are_not_held(portico):
+    """The same for a request body on its way to the origin."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4)
+    lsock.settimeout(10)
+    arrived = []
+    errors = []
+
+    def serve():
+        try:
+            s, _ = lsock.accept()
+            with s:
+                s.settimeout(10)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(65536)
+                    assert chunk, "closed before the request head"
+                    data += chunk
+                body = len(data) - data.index(b"\r\n\r\n") - 4
+                for _ in range(body // PIECE):
+                    arrived.append(time.monotonic())
+                while body < PIECE * PIECES:
+                    chunk = s.recv(65536)
+                    assert chunk, f"closed after {body} body bytes"
+                    before = body // PIECE
+                    body += len(chunk)
+                    for _ in range(body // PIECE - before):
+                        arrived.append(time.monotonic())
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        except Exception as e:  # reported by the test below
+            errors.append(e)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        port = lsock.getsockname()[1]
+        p = portico({"upstreams": {"app": {"servers": [f"127.0.0.1:{port}"]}}})
+        sent = []
+        with Client(p.port) as c:
+            c.send(b"PUT /up HTTP/1.1\r\nHost: example.com\r\nContent-Length: %d\r\n\r\n"
+                   % (PIECE * PIECES))
+            time.sleep(0.05)
+            for _ in range(PIECES):
+                c.send(b"u" * PIECE)
+                sent.append(time.monotonic())
+                time.sleep(PIECE_PAUSE)
+            r = c.read_response()
+        t.join(10)
+        assert not errors, errors
+        assert r.status == 200
+        assert len(arrived) == len(sent) == PIECES
+        delays = [a - s for a, s in zip(arrived, sent)]
+        assert _median(delays) < 0.1, f"pieces reached the origin late: {delays}"
+    finally:
+        lsock.close()
