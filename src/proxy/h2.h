@@ -42,8 +42,8 @@ void h2_conn_notice(struct client *c);
 /* Called by client_close on an HTTP/2 connection: ends every stream and frees the session. */
 void h2_conn_free(struct client *c);
 
-/* At the end of each turn: queues the connections whose output hold (hold_output) is over,
- * and keeps the loop polling while some still wait. */
+/* At the end of each turn: queues every held connection when the output hold (hold_output)
+ * is over, and otherwise keeps the loop polling. */
 void h2_release_held(struct worker *w);
 
 /* The xio calls of a stream's view (see struct xio). */

@@ -56,9 +56,10 @@ struct worker {
     uint32_t nfree_x, min_free_x;
     struct upconn *dead_upconns; /* closed this turn, freed at its end */
     struct client *dead_clients;
-    struct client *rerun;         /* connections to run again at the end of the turn */
-    struct h2_conn *h2_held;      /* HTTP/2 connections holding their output, by deadline */
-    struct h2_conn *h2_held_tail; /* ... the latest (h2_release_held) */
+    struct client *rerun;      /* connections to run again at the end of the turn */
+    struct h2_conn *h2_held;   /* HTTP/2 connections holding their output (hold_output) */
+    uint64_t h2_hold_start_us; /* ... since then, */
+    uint64_t h2_hold_last_us;  /* ... the latest frame added to one of them then */
     struct log_ring *log;
     bool draining;
     uint32_t reload_seen; /* the worker_reload_gen this worker last acted on */

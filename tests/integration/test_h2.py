@@ -516,10 +516,11 @@ def test_slow_stream_does_not_delay_others(h2p, origin):
 
 
 def test_busy_worker_does_not_hold_answered_streams(h2p, origin):
-    """While more responses are on their way, Portico holds HTTP/2 output for up to 100 us so
-    that many go out in one write. The hold is bounded: on a worker that other clients keep
-    busy, answered streams still go out although a slow stream on the same connection (which
-    keeps the hold's reason alive) has not been answered."""
+    """While more responses are on their way, Portico holds HTTP/2 output (until no frame came
+    for 50 us, for 500 us at most) so that many go out in one write. The hold is bounded: on a
+    worker that other clients keep busy, so that frames keep coming, answered streams still go
+    out although a slow stream on the same connection (which keeps the hold's reason alive) has
+    not been answered."""
     p = h2p(workers=1)
     load = subprocess.Popen(["h2load", "-D", "8", "-c", "4", "-m", "10", "-T", "10",
                              f"http://127.0.0.1:{p.h2c_port}/load"],
