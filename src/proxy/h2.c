@@ -1102,22 +1102,25 @@ held_unlink(struct h2_conn *h)
  * in one write (one TLS record or a few, one wake-up and one read for the client) instead of
  * one write per response or two. The worker holds the output of all its connections as one:
  * h2_release_held lets every held connection go once no frame was added to any of them for
- * H2_HOLD_GAP_US, or H2_HOLD_MAX_US after the hold began; a connection also goes alone at
- * H2_HOLD_BYTES or when every stream of it is answered (a lone request is not held at all).
- * Letting them go together wakes a client that spreads its streams over several connections
- * once, not once per connection. The client then finds many responses per wake-up, which on
- * a CPU it shares with others (h2load beside the origin in the benchmarks) means fewer
- * switches between them: with -c10 -m100, 0.02 per request against 0.07 with a 100 us hold
- * per connection, and about a sixth less client CPU per request. The gap keeps the wait short
- * when responses are not coming close together (a long poll among the streams, say). Only
- * while the loop spins (loop.spin): the deadlines are kept by polling, which a thread sharing
- * its CPU must not do, and on such a CPU responses pile up between the thread's runs anyway. */
+ * H2_HOLD_GAP_US, or H2_HOLD_MAX_US after the hold began. A hold begins only for a connection
+ * with streams still waiting (a lone request on a quiet worker is not held at all); while one
+ * is on, a connection whose streams are all answered joins it; a connection goes alone at
+ * H2_HOLD_BYTES. Letting them go together wakes a client that spreads its streams over
+ * several connections once, not once per connection. The client then finds many responses per
+ * wake-up, which on a CPU it shares with others (h2load beside the origin in the benchmarks)
+ * means fewer switches between them: 0.02-0.03 per request against 0.07-0.08 with a 100 us
+ * hold per connection (h2load -c10 -m100 and -c50 -m10), and a sixth less client CPU per
+ * request. The gap keeps the wait short when responses are not coming close together (a long
+ * poll among the streams, say). Only while the loop spins (loop.spin): the deadlines are kept
+ * by polling, which a thread sharing its CPU must not do, and on such a CPU responses pile up
+ * between the thread's runs anyway. */
 static bool
 hold_output(struct h2_conn *h)
 {
     struct client *c = h->c;
     struct worker *w = c->w;
-    bool hold = h->nlive && c->wbuf.len < H2_HOLD_BYTES && !h->fatal && c->writable &&
+    bool others = w->h2_held && (w->h2_held != h || h->held_next);
+    bool hold = (h->nlive || others) && c->wbuf.len < H2_HOLD_BYTES && !h->fatal && c->writable &&
                 !h->hold_over && (h->holding || w->loop.spin);
     if (!hold) {
         if (h->holding)
