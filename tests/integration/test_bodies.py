@@ -284,7 +284,9 @@ def test_response_pieces_are_not_held(make_raw, portico, framing):
     def script(cid, i, req):
         acts = [head]
         for _ in range(PIECES):
-            acts += [piece, lambda: sent.append(time.monotonic()), PIECE_PAUSE]
+            # the time is taken before the piece goes: the client may have it before sendall
+            # returns in the origin's thread
+            acts += [lambda: sent.append(time.monotonic()), piece, PIECE_PAUSE]
         return acts + tail
 
     raw = make_raw(script)
@@ -351,8 +353,8 @@ def test_request_pieces_are_not_held(portico):
                    % (PIECE * PIECES))
             time.sleep(0.05)
             for _ in range(PIECES):
-                c.send(b"u" * PIECE)
                 sent.append(time.monotonic())
+                c.send(b"u" * PIECE)
                 time.sleep(PIECE_PAUSE)
             r = c.read_response()
         t.join(10)
