@@ -224,30 +224,37 @@ pick_rr(struct lb_pool *p, struct lb_local *l, int64_t now)
     return best;
 }
 
-/* Fewest in flight per weight; ties by round-robin among the tied. */
+/* Fewest in flight per weight; ties by round-robin among the tied. The counts are shared with
+ * the other workers and may move between the two passes: the second keeps the servers at or
+ * under the first pass's least (one whose count dropped meanwhile is a fine choice too), and
+ * when every count rose meanwhile, the first pass's server is the answer. (Keeping only those
+ * equal to it, as before, could keep none: a 503 with servers up, seen with two workers.) */
 static int
 pick_least(struct lb_pool *p, struct lb_local *l, int64_t now)
 {
     uint64_t bi = 0, bw = 0;
-    bool have = false;
+    int best = -1;
     for (uint32_t i = 0; i < p->nservers; i++) {
         if (!l->ok[i])
             continue;
         uint64_t in = LOAD(&p->servers[i].inflight), w = lb_effective_weight(&p->servers[i], now);
-        if (!have || in * bw < bi * w) {
+        if (best < 0 || in * bw < bi * w) {
             bi = in;
             bw = w;
-            have = true;
+            best = (int)i;
         }
     }
+    bool kept = false;
     for (uint32_t i = 0; i < p->nservers; i++) {
         if (!l->ok[i])
             continue;
         uint64_t in = LOAD(&p->servers[i].inflight), w = lb_effective_weight(&p->servers[i], now);
-        if (in * bw != bi * w)
+        if (in * bw > bi * w)
             l->ok[i] = 0;
+        else
+            kept = true;
     }
-    return pick_rr(p, l, now);
+    return kept ? pick_rr(p, l, now) : best;
 }
 
 /* One server drawn with probability proportional to weight among l->ok, skipping <skip>. */
