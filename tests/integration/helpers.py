@@ -930,9 +930,8 @@ class RawOrigin(OriginBase):
     """An origin that answers each request with scripted bytes.
 
     script(conn_id, index, req) returns a list of actions run in order: bytes (sent as is),
-    a float (sleep that long), a callable (called), "close" (FIN and stop), "rst" (reset
-    and stop). When the
-    list ends, the origin waits for the next request on the connection.
+    a float (sleep that long), a callable (called), "close" (FIN and stop), "rst" (reset and
+    stop). When the list ends, the origin waits for the next request on the connection.
     With read_request=False the script runs at accept, before anything is read
     (req is None then), and the connection is closed afterwards."""
 
