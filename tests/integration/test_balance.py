@@ -256,10 +256,13 @@ def test_ewma_avoids_slow_server(make_ctl, portico):
 
 def test_ewma_avoids_slow_server_one_request_at_a_time(make_ctl, portico):
     """Sequential requests: nothing is ever in flight when a server is chosen, so only the
-    latency average can tell c (20 ms slower) from the others; random_two would give it its
-    share (a third or so)."""
+    latency average can tell c (100 ms slower) from the others; random_two would give it its
+    share (a third or so). The average is peak-sensitive, so one answer of a or b slower than
+    c's (a stall of the loaded test machine) puts c ahead of it until that average decays (time
+    constant 10 s). c's delay is long enough that such stalls are rare: at 20 ms, one CI run
+    gave c 89 of 400 (b 100, a 211: b stalled once and was not chosen again)."""
     a, b, c = make_ctl("a", "b", "c")
-    c.delay = 0.02
+    c.delay = 0.1
     p = portico(pool_cfg([a, b, c], balance="ewma"), workers=1)
     got = Counter(sequential(p.port, 400))
     assert got.get("c", 0) <= 40, f"slow server got {got.get('c', 0)} of 400: {got}"
