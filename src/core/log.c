@@ -779,6 +779,12 @@ log_access(const struct log_access *a)
     emit(TAG_ACCESS, line, n);
 }
 
+bool
+log_access_enabled(void)
+{
+    return atomic_load_explicit(&access_on, memory_order_relaxed);
+}
+
 uint64_t
 log_dropped(void)
 {

@@ -91,6 +91,9 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  * is off. */
 void log_access(const struct log_access *a);
 
+/* Whether access logging is on (log_access would write a line). */
+bool log_access_enabled(void);
+
 /* Formats one access line for <a> into out[0..cap) with a trailing newline; returns its length,
  * truncated to cap (exposed for tests). */
 size_t log_format_access(char *out, size_t cap, const struct log_access *a, bool json);

@@ -26,12 +26,11 @@ loop_clock_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static uint64_t
-clock_ms(void)
+static void
+clock_read(struct loop *l)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    l->now_us = loop_clock_us();
+    l->now_ms = l->now_us / 1000u;
 }
 
 static void
@@ -64,7 +63,7 @@ loop_init(struct loop *l)
         close(l->epfd);
         return PT_ERR;
     }
-    l->now_ms = clock_ms();
+    clock_read(l);
     l->spin = LOOP_SPIN_US > 0;
     l->schedfd = -2;
     return PT_OK;
@@ -220,7 +219,7 @@ static int
 turn_wait(struct loop *l, struct epoll_event *evs, int nevs, int timeout)
 {
     int n = epoll_wait(l->epfd, evs, nevs, timeout);
-    l->now_ms = clock_ms();
+    clock_read(l);
     return n;
 }
 
@@ -333,7 +332,7 @@ loop_run(struct loop *l)
         }
         int n = turn_wait(l, evs, (int)PT_ARRAY_LEN(evs), timeout);
         if (n > 0 && l->spin)
-            spin_until = loop_clock_us() + LOOP_SPIN_US;
+            spin_until = l->now_us + LOOP_SPIN_US;
         else if (timeout != 0)
             spin_until = 0;
         if (n < 0) {

@@ -95,7 +95,6 @@ struct exchange {
     int status;
     uint64_t bytes_out;
     uint64_t t_start_us, t_up_us, t_up_end_us;
-    int64_t time_unix_us;
     uint16_t m_method, m_target, m_host, m_ref, m_ua;
     uint8_t rid_len;
     uint8_t upgrade_offer_len;
@@ -113,6 +112,13 @@ static void run_head(struct client *c);
 static void wait_resume(struct client *c, bool expired);
 
 /* ------------------------------------------------------------------ small helpers */
+
+/* The worker's clock as read at the start of this turn (loop_now_us). */
+static inline uint64_t
+x_now_us(const struct exchange *x)
+{
+    return loop_now_us(&x->c->w->loop);
+}
 
 static inline const struct config *
 cfg_of(struct client *c)
@@ -1251,8 +1257,13 @@ keep_meta(struct exchange *x, const struct h1_request *r)
 static void
 x_log(struct exchange *x)
 {
+    if (!log_access_enabled())
+        return;
     struct client *c = x->c;
-    uint64_t now = loop_clock_us();
+    uint64_t now = x_now_us(x);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* the request's start: the wall clock less its age */
+    int64_t unix_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     const char *m = x->meta;
     struct log_access a = {
         .client = c->peer,
@@ -1279,7 +1290,7 @@ x_log(struct exchange *x)
         .request_id = x->rid,
         .request_id_len = x->rid_len,
         .route = x->route ? x->route->name : NULL,
-        .time_unix_us = x->time_unix_us,
+        .time_unix_us = unix_us - (int64_t)(now - x->t_start_us),
     };
     log_access(&a);
 }
@@ -1379,7 +1390,7 @@ x_fail(struct exchange *x, int status)
     struct client *c = x->c;
     x_drop_upstream(x);
     if (!x->t_up_end_us && x->t_up_us)
-        x->t_up_end_us = loop_clock_us();
+        x->t_up_end_us = x_now_us(x);
     if (x->resp_started && x->bytes_out == 0 && !x->tunnel && !x->local) {
         /* The response head is queued but not a byte reached the client: answer the
          * error instead of a response that cannot complete. */
@@ -1877,12 +1888,7 @@ start_exchange(struct client *c, struct h1_request *r)
     c->state = CS_ACTIVE;
     c->requests++;
     x->c = c;
-    x->t_start_us = loop_clock_us();
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        x->time_unix_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-    }
+    x->t_start_us = x_now_us(x);
     x->method = r->method_id;
     x->version_minor = r->version_minor;
     x->req_close = (r->conn_flags & H1_CONN_CLOSE) ||
@@ -2063,7 +2069,7 @@ start_exchange(struct client *c, struct h1_request *r)
     }
     if (r->expect_continue && !x->req.done && x->version_minor == 1 && c->rbuf.len == 0)
         APPEND_LIT(&c->wbuf, w, "HTTP/1.1 100 Continue\r\n\r\n");
-    x->t_up_us = loop_clock_us();
+    x->t_up_us = x_now_us(x);
     x_run(x);
 }
 
@@ -2077,7 +2083,7 @@ try_begin(struct exchange *x, int idx, bool force)
         return false;
     x->srv = s;
     x->try_srv = s->ls;
-    x->t_try_us = loop_clock_us();
+    x->t_try_us = x_now_us(x);
     x->t_head_us = 0;
     x->lbr.tried |= 1ull << (s->ls->index & 63);
     x->set_cookie = x->pool->up->sticky.enabled && x->lbr.sticky != idx;
@@ -2089,7 +2095,7 @@ static int
 x_pick(struct exchange *x)
 {
     for (int i = 0; i < 4; i++) {
-        int idx = lb_pick(x->pool->lb, &x->pool->local, &x->lbr, (int64_t)loop_clock_us());
+        int idx = lb_pick(x->pool->lb, &x->pool->local, &x->lbr, (int64_t)x_now_us(x));
         if (idx < 0 || try_begin(x, idx, false))
             return idx;
     }
@@ -2105,7 +2111,7 @@ try_end(struct exchange *x, enum lb_outcome o, int status)
     if (!s)
         return;
     x->try_srv = NULL;
-    uint64_t now = loop_clock_us();
+    uint64_t now = x_now_us(x);
     uint64_t lat = (x->t_head_us ? x->t_head_us : now) - x->t_try_us;
     lb_end(s, o, status, lat, (int64_t)now);
     if (x->pool->nwaiting)
@@ -2156,7 +2162,7 @@ retry_allowed(const struct exchange *x, uint32_t kind)
     if (x->retries >= rt->retries &&
         !(kind == RETRY_ON_CONNECT_FAILURE && x->moves + 1u < x->pool->nservers))
         return false;
-    if (x->deadline_us && loop_clock_us() >= x->deadline_us)
+    if (x->deadline_us && x_now_us(x) >= x->deadline_us)
         return false;
     /* A request that may have reached the server goes again only when repeating it is safe
      * (RFC 9110 9.2.2); one that never left (connect failed) always may. */
@@ -2192,7 +2198,7 @@ connect_upstream(struct exchange *x, bool fresh)
         try_end(x, LB_CONNECT_FAILED, 0);
         int idx = -1;
         if (retry_allowed(x, RETRY_ON_CONNECT_FAILURE) &&
-            lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us(), true)) {
+            lb_budget_retry(x->pool->lb, (int64_t)x_now_us(x), true)) {
             spend_retry(x, RETRY_ON_CONNECT_FAILURE);
             idx = x_pick(x);
         }
@@ -2233,8 +2239,8 @@ x_retry(struct exchange *x, uint32_t kind, int status)
         try_end(x, LB_ABORTED, 0);
         try_begin(x, (int)x->srv->ls->index, true);
     } else {
-        if (!retry_allowed(x, kind) || !lb_budget_retry(x->pool->lb, (int64_t)loop_clock_us(),
-                                                        kind == RETRY_ON_CONNECT_FAILURE))
+        if (!retry_allowed(x, kind) ||
+            !lb_budget_retry(x->pool->lb, (int64_t)x_now_us(x), kind == RETRY_ON_CONNECT_FAILURE))
             return PT_ERR;
         try_end(x, outcome_of(kind), status);
         int idx = x_pick(x);
@@ -2487,7 +2493,7 @@ on_response_head(struct exchange *x)
         if (h.status < 200)
             x->replayable = false; /* an interim response may have reached the client */
         if (h.status >= 200 || h.status == 101)
-            x->t_head_us = loop_clock_us();
+            x->t_head_us = x_now_us(x);
         if (h.status < 200) {
             if (h.status == 101) {
                 if (!x->upgrade) {
@@ -2571,7 +2577,7 @@ set_upstream_timer(struct exchange *x)
     else
         ms = t->upstream_body_ms;
     if (x->deadline_us && !x->resp_started) {
-        uint64_t now = loop_clock_us();
+        uint64_t now = x_now_us(x);
         uint64_t left = x->deadline_us > now ? (x->deadline_us - now + 999) / 1000 : 0;
         ms = PT_MIN(ms, left);
     }
@@ -2745,7 +2751,7 @@ x_run(struct exchange *x)
                     return;
                 }
                 if (x->resp.done) {
-                    x->t_up_end_us = loop_clock_us();
+                    x->t_up_end_us = x_now_us(x);
                     if (u->rbuf.len)
                         x->up_reusable = false; /* bytes beyond the response */
                     x_finish(x);
@@ -2822,7 +2828,7 @@ exchange_on_upstream_timer(struct upconn *u)
         tunnel_end(x->c);
         return;
     }
-    if (x->deadline_us && loop_clock_us() >= x->deadline_us && !x->resp_started) {
+    if (x->deadline_us && x_now_us(x) >= x->deadline_us && !x->resp_started) {
         log_warn("upstream %s: no response within the route's timeout", x->srv->addr_text);
         x_fail(x, 504);
         return;
@@ -2859,7 +2865,7 @@ static void
 tunnel_end(struct client *c)
 {
     struct exchange *x = c->x;
-    x->t_up_end_us = loop_clock_us();
+    x->t_up_end_us = x_now_us(x);
     if (x->try_srv)
         try_end(x, LB_OK, 101);
     x_log(x);
