@@ -1137,7 +1137,9 @@ class CtlOrigin:
     stop), do=reset|close|hang (as behaviour, for that request), id=... (ignored; for tests).
 
     Records: requests (CtlRecord, health checks excluded), health_checks, inflight (requests
-    being answered now), max_inflight, conn_count."""
+    being answered now: counted from the moment the request is read until just before the
+    answer, FIN or reset goes out, so Portico never sees the end of a request still counted),
+    max_inflight, conn_count."""
 
     def __init__(self, name, host="127.0.0.1", port=0, health_path="/health"):
         self.name = name
@@ -1364,21 +1366,33 @@ class CtlOrigin:
                 (self.health_checks if health else self.requests).append(rec)
                 self.inflight += 1
                 self.max_inflight = max(self.max_inflight, self.inflight)
-            try:
-                keep = self._answer(s, rec, health, stopping)
-            finally:
+            counted = [True]
+
+            def done():
+                # The request leaves `inflight` once, before Portico can see its end (the
+                # response, a FIN or a reset): a worker that gets the response and sends the
+                # next request at once must never find it still counted here.
                 with self.lock:
-                    self.inflight -= 1
+                    if counted[0]:
+                        counted[0] = False
+                        self.inflight -= 1
+            try:
+                keep = self._answer(s, rec, health, stopping, done)
+            finally:
+                done()
             if not keep:
                 return
 
-    def _answer(self, s, rec, health, stopping):
+    def _answer(self, s, rec, health, stopping, done):
+        """Answers <rec>; calls done() just before the first byte or FIN of the answer goes
+        out (a reset or a hang end after the return: the caller calls it then)."""
         opt = lambda k, d=None: rec.query.get(k, [d])[0]  # noqa: E731
         behaviour = opt("do", self.behaviour)
         if behaviour == "reset":
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False  # the caller closes: RST
         if behaviour == "close":
+            done()
             s.shutdown(socket.SHUT_WR)
             return False
         if behaviour == "hang":
@@ -1408,6 +1422,7 @@ class CtlOrigin:
         data = ("\r\n".join(head) + "\r\n\r\n").encode()
         if rec.method != "HEAD":
             data += body
+        done()
         s.sendall(data)
         return keep
 

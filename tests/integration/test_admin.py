@@ -120,8 +120,14 @@ def test_status_document_fields_and_states(make_raw, portico, run_portico):
     for i in range(6):
         r = request(p.port, "GET", f"/p/{i}")
         assert r.status == 200 and r.json()["origin"] == "d", r
-    doc = wait_doc(aport, lambda doc: server_of(doc, refused)["state"] == "ejected",
-                   what="refused server ejected")
+    # A response is counted (and leaves inflight) as the proxy ends the exchange, which may
+    # be a moment after the client has it: wait for those counts to settle too.
+    doc = wait_doc(aport, lambda doc: server_of(doc, refused)["state"] == "ejected"
+                   and server_of(doc, d.addr)["responses"] >= 6
+                   and server_of(doc, d.addr)["inflight"] == 0
+                   and server_of(doc, a.addr)["responses"] >= 5
+                   and server_of(doc, a.addr)["inflight"] == 0,
+                   what="refused server ejected, responses of a and d counted")
 
     version = run_portico(["--version"]).stdout.split()[-1]
     assert doc["version"] == version
@@ -230,6 +236,9 @@ def test_admin_errors(origin, portico):
 
 @pytest.mark.deadline(30)
 def test_slow_admin_client_blocks_nobody(origin, portico):
+    """Two admin clients that send nothing (or half a request) hold up neither the status
+    document nor the proxy. A listener stuck on them would wait for their 5 s request time:
+    3 s leaves room for a loaded machine and still fails that."""
     aport = free_port()
     p = portico(origin, admin=f"127.0.0.1:{aport}")
     get_status(aport)  # the admin listener is up
@@ -240,7 +249,7 @@ def test_slow_admin_client_blocks_nobody(origin, portico):
         t0 = time.monotonic()
         assert status_of(aport)["pools"][0]["name"] == "app"
         assert request(p.port, "GET", "/").status == 200
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < 3.0
         # The request must arrive within 5 s; after that the connection is closed.
         for s in (idle, partial):
             s.settimeout(8)

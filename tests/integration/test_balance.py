@@ -4,6 +4,7 @@ sticky cookies. Written against docs/configuration.md, sections "upstreams", "Se
 "Balancers" and "Sticky sessions".
 
 Origins are CtlOrigin (helpers.py): each response names its origin in `X-Origin`."""
+import math
 import threading
 import time
 from collections import Counter
@@ -12,7 +13,7 @@ import pytest
 
 from helpers import (BoundClient, Client, Load, assert_error_page, assert_retry_after, ctl_factory,
                      fetch_all, free_port, get_status, origin_of, pool_cfg, request, srv,
-                     status_pool)
+                     status_pool, wait_status)
 
 
 @pytest.fixture
@@ -197,9 +198,14 @@ def test_random_two_weights(make_ctl, portico):
                          balance="random_two"), workers=2)
     n = 2400
     got = Counter(sequential(p.port, n))
-    # Binomial sigma is about 18 requests for a (400 expected): 15% is over 3 sigma, and the
-    # coin-toss shares are 25% (a) and 15% (c) off.
-    assert_shares(got, {"a": 1, "b": 2, "c": 3}, n, 0.15)
+    # Each count is binomial: 400 +- 82 (a), 800 +- 104 (b), 1200 +- 110 (c) are 4.5 sigma
+    # (sigma 18.3, 23.1, 24.5), a false failure about once in 50,000 runs. The coin toss gives
+    # a 500 and c 1020 (sigma 20 and 24): c must reach 1090 and a stay under 482 at once,
+    # which a simulation of it did once in 3,000 runs.
+    for name, share in (("a", 1 / 6), ("b", 2 / 6), ("c", 3 / 6)):
+        want, sigma = n * share, math.sqrt(n * share * (1 - share))
+        assert abs(got.get(name, 0) - want) <= 4.5 * sigma, \
+            f"{name} got {got.get(name, 0)} of {n}, want {want:.0f} +- {4.5 * sigma:.0f}: {got}"
 
 
 def test_random_two_avoids_busy_server(make_ctl, portico):
@@ -239,10 +245,19 @@ def test_ewma_weights(make_ctl, portico):
 
 @pytest.mark.deadline(40)
 def test_ewma_avoids_slow_server(make_ctl, portico):
-    """c answers 50 ms later than a and b: under concurrent load ewma sends it far fewer
-    requests than its third (round_robin would give it exactly a third)."""
+    """c answers 300 ms later than a and b: under concurrent load ewma sends it far fewer
+    requests than its third (round_robin would give it exactly a third).
+
+    The cost is (in flight + 1) x (latency average + 1 us), and the average jumps at once to
+    any slower answer. With 6 load threads a and b carry up to 5 requests in flight, so c only
+    wins a draw against a once a's average passes 300 ms / 6 = 50 ms (with c at 50 ms, one
+    GIL stall of the origins of about 15 ms sufficed). Before its first answer c has no
+    average and looks fastest, so the load threads pile up there once (about 6 requests).
+    Measured: ~23,000 requests, 6 at c (release and ASan alike). Round robin holds each thread
+    300 ms at c every third request: 180 requests, 60 at c. So the share is checked first; the
+    total floor only tells a starved load apart."""
     a, b, c = make_ctl("a", "b", "c")
-    c.delay = 0.05
+    c.delay = 0.3
     p = portico(pool_cfg([a.addr, b.addr, c.addr], balance="ewma"), workers=2)
     load = Load(p.port, threads=6).start()
     time.sleep(3)
@@ -250,8 +265,8 @@ def test_ewma_avoids_slow_server(make_ctl, portico):
     assert not load.failed(), load.failed()[:5]
     got = Counter(r[3] for r in load.results)
     total = sum(got.values())
-    assert total >= 300, f"load too small to judge: {got}"
     assert got.get("c", 0) <= 0.10 * total, f"slow server got {got.get('c', 0)} of {total}: {got}"
+    assert total >= 150, f"load too small to judge: {got}"
 
 
 def test_ewma_avoids_slow_server_one_request_at_a_time(make_ctl, portico):
@@ -266,7 +281,7 @@ def test_ewma_avoids_slow_server_one_request_at_a_time(make_ctl, portico):
     p = portico(pool_cfg([a, b, c], balance="ewma"), workers=1)
     got = Counter(sequential(p.port, 400))
     assert got.get("c", 0) <= 40, f"slow server got {got.get('c', 0)} of 400: {got}"
-    assert got.get("a", 0) >= 100 and got.get("b", 0) >= 100, got
+    assert got.get("a", 0) >= 80 and got.get("b", 0) >= 80, got
 
 
 # ---------------------------------------------------------------------------------------------
@@ -690,6 +705,8 @@ def test_queued_request_goes_when_a_slot_frees(make_ctl, portico):
 
 
 def test_max_conns_no_queue_503(make_ctl, portico):
+    """No queue: a request beyond max_conns gets its 503 at once. The bound is loose (2 s): a
+    request that waited instead would wait for the queue timeout (5 s) or a held slot."""
     a = make_ctl("a")
     p = portico(pool_cfg([srv(a, max_conns=2)], queue={"size": 0, "timeout": "5s"}),
                 workers=2)
@@ -701,7 +718,7 @@ def test_max_conns_no_queue_503(make_ctl, portico):
         for _ in range(2):
             t0 = time.monotonic()
             r = request(p.port, "GET", "/?id=extra")
-            assert time.monotonic() - t0 < 0.5, "503 not at once"
+            assert time.monotonic() - t0 < 2.0, "503 not at once"
             assert_error_page(r, 503)
             assert_retry_after(r)
         assert a.count == 2
@@ -712,17 +729,23 @@ def test_max_conns_no_queue_503(make_ctl, portico):
 
 
 def test_queue_full_503_at_once(make_ctl, portico):
+    """The queue (size 1) holds a request: the next one gets its 503 at once. The bound is
+    loose (2 s): a request that waited instead would wait for the queue timeout (5 s). The
+    second request is known to be queued from the status document ("queued": the requests
+    waiting now, over all workers)."""
     a = make_ctl("a")
-    p = portico(pool_cfg([srv(a, max_conns=1)], queue={"size": 1, "timeout": "5s"}),
-                workers=1)
+    admin = free_port()
+    p = portico(pool_cfg([srv(a, max_conns=1)], queue={"size": 1, "timeout": "5s"},
+                         admin=admin), workers=1)
     h = Hold(p.port)
     wait_inflight([a], 1)
     queued = Hold(p.port)  # waits in the queue (its hold is released before it is sent)
-    time.sleep(0.3)
     try:
+        doc = wait_status(admin, lambda d: status_pool(d, "app")["queued"] >= 1)
+        assert status_pool(doc, "app")["queued"] == 1, status_pool(doc, "app")
         t0 = time.monotonic()
         r = request(p.port, "GET", "/?id=third")
-        assert time.monotonic() - t0 < 0.5
+        assert time.monotonic() - t0 < 2.0, "503 not at once"
         assert_error_page(r, 503)
         assert_retry_after(r)
     finally:

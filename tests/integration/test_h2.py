@@ -747,19 +747,21 @@ def fifth_not_concurrent(st, t0, delay):
 
 
 def test_stream_beyond_max_concurrent_refused(h2p, origin):
-    """Five slow requests sent at once, before the SETTINGS (max_concurrent_streams 4) are
-    acknowledged: the four are served concurrently, the fifth is not (REFUSED_STREAM)."""
+    """Five slow requests (1 s each) sent at once, before the SETTINGS (max_concurrent_streams
+    4) are acknowledged: the four are served concurrently, the fifth is not (REFUSED_STREAM).
+    Served one after the other, the second of the four would end at 2 s: 1.8 s leaves room for
+    a loaded machine and still fails that."""
     p = h2p(http2={"max_concurrent_streams": 4})
     with RawH2(p.h2c_port, auto=False) as r:
         t0 = time.monotonic()
-        r.send(b"".join(r.headers(1 + 2 * i, r.req_headers(f"/mc?delay=0.5&i={i}"))
+        r.send(b"".join(r.headers(1 + 2 * i, r.req_headers(f"/mc?delay=1.0&i={i}"))
                         for i in range(5)))
         assert r.pump(lambda: all(r.stream(1 + 2 * i).done for i in range(5)), 5), r.streams
         assert r.server_settings.get(S_MAX_CONCURRENT_STREAMS) == 4
         for i in range(4):
             st = r.stream(1 + 2 * i)
-            assert st.status == 200 and st.t_end - t0 < 0.95, st
-        assert fifth_not_concurrent(r.stream(9), t0, 0.5), r.stream(9)
+            assert st.status == 200 and st.t_end - t0 < 1.8, st
+        assert fifth_not_concurrent(r.stream(9), t0, 1.0), r.stream(9)
         assert r.goaway is None
 
 
@@ -771,14 +773,14 @@ def test_stream_beyond_max_concurrent_after_ack_is_a_stream_error(h2p, origin):
     with RawH2(p.h2c_port) as r:
         assert r.pump(lambda: r.server_settings and r.settings_acked, 3)
         time.sleep(0.1)  # our SETTINGS ACK is in
-        r.send(b"".join(r.headers(1 + 2 * i, r.req_headers(f"/mc2?delay=0.5&i={i}"))
+        r.send(b"".join(r.headers(1 + 2 * i, r.req_headers(f"/mc2?delay=1.0&i={i}"))
                         for i in range(5)))
         t0 = time.monotonic()
         r.pump(lambda: all(r.stream(1 + 2 * i).done for i in range(5)) or r.goaway, 5)
         assert r.goaway is None, f"connection error instead of a stream error: {r.goaway}"
         for i in range(4):
             assert r.stream(1 + 2 * i).status == 200, r.stream(1 + 2 * i)
-        assert fifth_not_concurrent(r.stream(9), t0, 0.5), r.stream(9)
+        assert fifth_not_concurrent(r.stream(9), t0, 1.0), r.stream(9)
 
 
 def test_body_over_limit_413(h2p, origin):
@@ -1208,12 +1210,15 @@ def test_sighup_h2_client_reconnects(h2p, origin, cert, kind):
     p = h2p()
     with client(p, cert, kind) as c:
         assert echo(c.request("GET", "/before"))["target"] == "/before"
-        t0 = time.monotonic()
         p.send_signal(signal.SIGHUP)
         assert c.wait_closed(3), "connection not wound down after SIGHUP"
-        assert time.monotonic() - t0 < 0.9, "final GOAWAY waited for the timeout, not the ack"
         assert c.goaway is not None and c.goaway["error_code"] == NO_ERROR
         assert c.goaway["last_stream_id"] == 1
+        # Timed from the first GOAWAY (the notice), not from the signal, so that the reload
+        # itself (certificates re-read) does not count: without the PING's answer the final
+        # GOAWAY, and the close, come about 1 s after the notice.
+        wound = c.closed_t - c.goaway_t
+        assert wound < 0.5, f"closed {wound:.2f}s after the notice: waited for the timeout"
     with client(p, cert, kind) as c:
         assert echo(c.request("GET", "/after"))["target"] == "/after"
     assert p.proc.poll() is None

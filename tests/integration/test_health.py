@@ -3,6 +3,7 @@ expected statuses, body substring, timeouts, HEAD, and the request a check sends
 read from the admin status document, whose counters are written by the same thread as the
 verdict, so every snapshot is consistent."""
 import json
+import socket
 import time
 
 import pytest
@@ -239,7 +240,11 @@ def test_expect_ranges(make_raw, portico):
 @pytest.mark.deadline(30)
 def test_check_timeout_and_connect_errors(make_raw, portico):
     silent = Backend(make_raw, "silent", lambda req: [30.0])  # reads the check, never answers
-    refused_port = free_port()
+    # A port bound without listen(): connects to it are refused, and no other socket (the
+    # Blackhole's bind to port 0 below, say) can take it while the test runs.
+    refuser = socket.socket()
+    refuser.bind(("127.0.0.1", 0))
+    refused_port = refuser.getsockname()[1]
     hole = Blackhole()
     try:
         aport = free_port()
@@ -263,6 +268,7 @@ def test_check_timeout_and_connect_errors(make_raw, portico):
         assert "timeout" in blackholed["last_check_error"], blackholed
     finally:
         hole.stop()
+        refuser.close()
 
 
 @pytest.mark.deadline(30)
