@@ -8,6 +8,9 @@
 #define LOOP_SPIN_US 50 /* see loop_run */
 #endif
 #define LOOP_SPIN_REVIEW_MS 100 /* how often loop_run reviews the spin (spin_review) */
+#ifndef LOOP_NAP_US
+#define LOOP_NAP_US 50 /* see loop_run and loop_nap_review */
+#endif
 
 #include "core/log.h"
 
@@ -15,6 +18,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -277,6 +281,15 @@ loop_sched_parse(const char *s, uint64_t *run_ns, uint64_t *wait_ns)
     return PT_OK;
 }
 
+bool
+loop_nap_review(bool nap, uint64_t work_us, uint64_t window_us)
+{
+    if (window_us < 50000u)
+        return nap;
+    /* on at 60% of the window spent in turns, off again under 40% */
+    return nap ? work_us * 5 >= window_us * 2 : work_us * 5 >= window_us * 3;
+}
+
 /* Every LOOP_SPIN_REVIEW_MS: reads the thread's scheduler statistics and lets loop_spin_review
  * turn the spin on or off. The file is opened on the first review, from the thread that runs
  * the loop; where it cannot be read (no schedstats in the kernel) the spin stays as it is. */
@@ -284,6 +297,16 @@ static void
 spin_review(struct loop *l)
 {
     l->spin_review_ms = l->now_ms + LOOP_SPIN_REVIEW_MS;
+    if (LOOP_NAP_US > 0) {
+        bool was = l->nap;
+        l->nap = loop_nap_review(l->nap, l->work_us, l->now_us - l->review_us);
+        if (l->nap != was)
+            log_debug("loop: naps %s (%llu of %llu us in turns)", l->nap ? "on" : "off",
+                      (unsigned long long)l->work_us,
+                      (unsigned long long)(l->now_us - l->review_us));
+        l->work_us = 0;
+        l->review_us = l->now_us;
+    }
     if (l->schedfd == -2)
         l->schedfd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     if (l->schedfd < 0)
@@ -314,6 +337,9 @@ loop_run(struct loop *l)
 {
     struct epoll_event evs[LOOP_MAX_EVENTS];
     uint64_t spin_until = 0;
+    if (LOOP_NAP_US > 0)
+        prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0); /* naps of LOOP_NAP_US, not 50 us more */
+    l->review_us = l->now_us;
     while (!l->stop) {
         int timeout = -1;
         if (LOOP_SPIN_US > 0 && l->now_ms >= l->spin_review_ms)
@@ -341,5 +367,19 @@ loop_run(struct loop *l)
             break;
         }
         turn_run(l, evs, n);
+        if (LOOP_NAP_US > 0) {
+            l->work_us += loop_clock_us() - l->now_us;
+            /* Saturated with a deep queue (loop_nap_review, l->deep): sleep a moment before
+             * the next poll instead of spinning. The events of the nap are taken in one turn
+             * and their output leaves together, so the client and origin wake once for
+             * several; senders find no one waiting to wake; and the CPU halts during the nap,
+             * which on a VM whose virtual CPUs share a core gives the other CPU its speed
+             * back (bench/README.md). */
+            if (l->nap && l->deep && n > 0 && l->spin && !l->busy) {
+                struct timespec ts = {0, LOOP_NAP_US * 1000};
+                nanosleep(&ts, NULL);
+                spin_until = 0; /* one poll: it finds the nap's events or sleeps */
+            }
+        }
     }
 }

@@ -52,6 +52,13 @@ struct loop {
     uint64_t spin_review_ms; /* next review */
     uint64_t sched_run_ns;   /* the thread's CPU time at the last review */
     uint64_t sched_wait_ns;  /* its time runnable but waiting for a CPU, same moment */
+    /* Naps between turns when saturated (loop_run, loop_nap_review): the time spent in turns
+     * since the last review and when that was; deep is set by the owner (on_turn) while
+     * enough requests are in flight for a nap to gather several. */
+    bool nap;
+    bool deep;
+    uint64_t work_us;
+    uint64_t review_us;
 };
 
 int loop_init(struct loop *l);
@@ -88,6 +95,10 @@ void loop_stop(struct loop *l);
 #define LOOP_SPIN_OFF_AFTER 2
 #define LOOP_SPIN_ON_AFTER  10
 bool loop_spin_review(bool *spin, uint8_t *streak, uint64_t run_ns, uint64_t wait_ns);
+
+/* Whether a loop that spent <work_us> of the last <window_us> in turns should nap between
+ * turns (on at 60%, off under 40%; windows under 50 ms change nothing). Exposed for tests. */
+bool loop_nap_review(bool nap, uint64_t work_us, uint64_t window_us);
 
 /* Parses a schedstat line ("run_ns wait_ns slices"). PT_OK or PT_ERR. */
 int loop_sched_parse(const char *s, uint64_t *run_ns, uint64_t *wait_ns);

@@ -1177,6 +1177,7 @@ x_new(struct worker *w)
         w->min_free_x = 0;
     }
     memset(x, 0, offsetof(struct exchange, meta));
+    w->nx_live++;
     return x;
 }
 
@@ -1192,6 +1193,7 @@ x_free(struct worker *w, struct exchange *x)
     x->next_free = w->free_x;
     w->free_x = x;
     w->nfree_x++;
+    w->nx_live--;
 }
 
 uint32_t

@@ -17,6 +17,10 @@
 atomic_int worker_stop_requested;
 atomic_uint worker_reload_gen;
 
+/* Requests in flight from which a nap between turns gathers enough of them to be worth its
+ * delay (loop_run): with fewer, the clients wait on each hop and the nap costs throughput. */
+#define NAP_MIN_LIVE 24
+
 static void
 on_turn(struct loop *l)
 {
@@ -24,6 +28,7 @@ on_turn(struct loop *l)
     if (w->kick_waiting)
         exchange_kick_waiting(w);
     exchange_reap(w);
+    l->deep = w->nx_live >= NAP_MIN_LIVE;
 }
 
 static void

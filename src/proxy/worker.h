@@ -54,6 +54,7 @@ struct worker {
     struct upool *pools;     /* one per config upstream */
     struct exchange *free_x; /* recycled exchanges */
     uint32_t nfree_x, min_free_x;
+    uint32_t nx_live;            /* exchanges between x_new and x_free */
     struct upconn *dead_upconns; /* closed this turn, freed at its end */
     struct client *dead_clients;
     struct client *rerun;      /* connections to run again at the end of the turn */

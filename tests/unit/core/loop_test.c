@@ -1,6 +1,6 @@
 /* Tests for core/loop.c: the timer heap through loop_run_once, and the post-turn spin's
  * decision (loop_spin_review) with the schedstat parser it reads (loop_sched_parse), including
- * this thread's real /proc/thread-self/schedstat. */
+ * this thread's real /proc/thread-self/schedstat, and the naps' decision (loop_nap_review). */
 #include "core/loop.h"
 #include "test.h"
 
@@ -43,6 +43,23 @@ test_timers_fire_in_order_and_cancel(void)
     CHECK_EQ_INT(order[1], 0);
     CHECK(!loop_timer_armed(&t[0]) && !loop_timer_armed(&t[1]));
     loop_fini(&l);
+}
+
+static void
+test_nap_decision(void)
+{
+    const uint64_t ms = 1000; /* microseconds */
+    /* off: on once 60% of a window went to turns, not below */
+    CHECK(!loop_nap_review(false, 59 * ms, 100 * ms));
+    CHECK(loop_nap_review(false, 60 * ms, 100 * ms));
+    /* on: stays on down to 40%, off under it */
+    CHECK(loop_nap_review(true, 40 * ms, 100 * ms));
+    CHECK(!loop_nap_review(true, 40 * ms - 1, 100 * ms));
+    /* a window under 50 ms changes nothing either way */
+    CHECK(loop_nap_review(true, 0, 49 * ms));
+    CHECK(!loop_nap_review(false, 49 * ms, 49 * ms));
+    /* a long idle window (the loop slept through it) turns naps off */
+    CHECK(!loop_nap_review(true, 1 * ms, 3000 * ms));
 }
 
 static void
@@ -135,6 +152,7 @@ main(void)
 {
     RUN(test_timers_fire_in_order_and_cancel);
     RUN(test_spin_decision);
+    RUN(test_nap_decision);
     RUN(test_sched_parse);
     RUN(test_sched_parse_real_file);
     TEST_MAIN_END();
