@@ -373,8 +373,8 @@ loop_run(struct loop *l)
              * the next poll instead of spinning. The events of the nap are taken in one turn
              * and their output leaves together, so the client and origin wake once for
              * several; senders find no one waiting to wake; and the CPU halts during the nap,
-             * which on a VM whose virtual CPUs share a core gives the other CPU its speed
-             * back (bench/README.md). */
+             * which on the benchmark VM gives the other CPU its speed back (there a CPU that
+             * never halts slows the other: bench/README.md). */
             if (l->nap && l->deep && n > 0 && l->spin && !l->busy) {
                 struct timespec ts = {0, LOOP_NAP_US * 1000};
                 nanosleep(&ts, NULL);
