@@ -141,8 +141,12 @@ cpu_ticks() { # utime+stime of a process tree (all threads), in clock ticks
     done
     echo "$t"
 }
-cpu_busy() { # jiffies of one CPU: "busy total task" (task = user+nice+system, no irq time)
-    awk -v c="cpu$1" '$1==c {t=0; for (i=2;i<=NF;i++) t+=$i; print t-$5-$6, t, $2+$3+$4}' /proc/stat
+# cpu_busy <cpu>: jiffies of one CPU, "busy total task"; task = user+nice+system+irq+softirq+steal.
+# This kernel accounts by ticks (no CONFIG_IRQ_TIME_ACCOUNTING): a tick that lands in a softirq
+# goes to the softirq column of /proc/stat but to the interrupted process's stime, so leaving the
+# softirq column out made other_pct (below) negative and hid real disturbances (bench/plain.sh).
+cpu_busy() {
+    awk -v c="cpu$1" '$1==c {t=0; for (i=2;i<=NF;i++) t+=$i; print t-$5-$6, t, $2+$3+$4+$7+$8+$9}' /proc/stat
 }
 child_ticks() { # CT = CPU time of this shell's waited-for children, in clock ticks
     times >"$TMP/times.txt" # in this shell: a subshell would report its own children only
@@ -153,7 +157,7 @@ record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RAW"; } # 
 
 # ---------------------------------------------------------------- content, certificate, shim
 mkdir -p "$TMP/www"
-head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$TMP/www/1k"
+head -c 768 /dev/urandom | base64 -w0 >"$TMP/www/1k" # exactly 1024 bytes, no SIGPIPE under pipefail
 chmod -R a+rX "$TMP/www"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
@@ -409,7 +413,7 @@ cell() { # row target rep
     o0=$(cpu_ticks "$ORIGIN")
     child_ticks
     h0=$CT
-    out=$(timeout "$CELL_TIMEOUT" taskset -c "$LOAD_CPU" "${pre[@]}" "${H2LOAD[@]}" "${ARGS[@]}" "$u" 2>&1) || rc=$?
+    out=$(timeout --foreground "$CELL_TIMEOUT" taskset -c "$LOAD_CPU" "${pre[@]}" "${H2LOAD[@]}" "${ARGS[@]}" "$u" 2>&1) || rc=$?
     c1=$(cpu_ticks "${PID[$tg]}")
     read -r b1 t1 k1 <<<"$(cpu_busy "$LOAD_CPU")"
     read -r _ _ q1 <<<"$(cpu_busy "$PROXY_CPU")"
@@ -535,7 +539,8 @@ ver_nginx=$(nginx -v 2>&1 | sed 's/.*\///')
 ver_haproxy=$(haproxy -v 2>/dev/null | awk 'NR==1 {print $3}')
 
 commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$top" status --porcelain -- src 2>/dev/null | grep -q . && echo " (src/ has uncommitted changes)" || true)
+dirty=$(git -C "$top" --no-optional-locks status --porcelain -- src 2>/dev/null || true)
+[ -z "$dirty" ] || dirty=" (src/ has uncommitted changes)"
 {
     echo "## bench/tls.sh ($MODE): $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p')"
     echo
