@@ -41,7 +41,8 @@
 #
 # Usage: bench/tls.sh [--quick]     default about 4 minutes, --quick about 20 seconds
 # Environment: REPS HS_N H2_N H1_N HS_C H2_C H2_M H1_C CELL_TIMEOUT PROXY_CPU(1) LOAD_CPU(0)
-#   PORTICO (binary, default build/portico), TLS13_CIPHERS (what h2load offers; default
+#   PORTICO (binary, default build/portico), PORTICO_HEADERS (on: as shipped; off: no forwarding
+#   fields added, the same work as the peers' configurations: see conf_portico), TLS13_CIPHERS (what h2load offers; default
 #   TLS_AES_128_GCM_SHA256 so every proxy runs the same cipher; empty = h2load's default list),
 #   RESULTS_DIR (default bench/results/<UTC time>-tls).
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
@@ -68,6 +69,8 @@ LOAD_CPU=${LOAD_CPU:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 PORTICO=${PORTICO:-$top/build/portico}
+PORTICO_HEADERS=${PORTICO_HEADERS:-on}
+case $PORTICO_HEADERS in on | off) ;; *) echo "tls.sh: PORTICO_HEADERS must be on or off" >&2; exit 2 ;; esac
 [ -x "$PORTICO" ] || make -C "$top" build
 ver_portico=$("$PORTICO" --version 2>/dev/null | awk '{print $2}' || true)
 PORTICO_BUILT=$(date -u -r "$PORTICO" +%Y-%m-%dT%H:%MZ) # another build may replace it mid-run
@@ -310,12 +313,40 @@ backend be
   server origin 127.0.0.1:$BP
 EOF
 }
+# PORTICO_HEADERS=off: Portico adds none of its request fields (X-Forwarded-*, Forwarded, Via,
+# X-Request-Id), so the origin gets what the peers' configurations send it: the same work. The
+# default (on) measures Portico as shipped; the origin, on the load CPU, pays for the extra fields.
+conf_portico() {
+    cat >"$1/portico.yaml" <<EOF
+listen:
+  - address: 127.0.0.1:${PORT[portico]}
+    tls:
+      certificates:
+        - {cert: $TMP/cert.pem, key: $TMP/key.pem}
+workers: 1
+access_log: off
+proxy_headers: {x_forwarded_for: false, x_forwarded_proto: false, x_forwarded_host: false, forwarded: false, via: false, request_id: false}
+upstreams:
+  origin:
+    servers: [127.0.0.1:$BP]
+routes:
+  - proxy: origin
+EOF
+    cp "$1/portico.yaml" "$OUT/conf/portico.yaml"
+}
 proxy_cmd() { # name dir -> CMD array
     case $1 in
         nginx) CMD=(nginx -p "$2/" -e "$2/error.log" -c "$2/nginx.conf" -g "daemon off;") ;;
         haproxy) CMD=(haproxy -db -f "$2/haproxy.cfg") ;;
-        portico) CMD=("$PORTICO" --listen-tls "127.0.0.1:${PORT[portico]}" --cert "$TMP/cert.pem"
-            --key "$TMP/key.pem" --upstream "http://127.0.0.1:$BP" --workers 1 --access-log off) ;;
+        portico)
+            if [ "$PORTICO_HEADERS" = off ]; then
+                conf_portico "$2"
+                CMD=("$PORTICO" -c "$2/portico.yaml")
+            else
+                CMD=("$PORTICO" --listen-tls "127.0.0.1:${PORT[portico]}" --cert "$TMP/cert.pem"
+                    --key "$TMP/key.pem" --upstream "http://127.0.0.1:$BP" --workers 1 --access-log off)
+            fi
+            ;;
     esac
 }
 declare -A PID CMDLINE
@@ -544,7 +575,7 @@ dirty=$(git -C "$top" --no-optional-locks status --porcelain -- src 2>/dev/null 
 {
     echo "## bench/tls.sh ($MODE): $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p')"
     echo
-    echo "Portico $ver_portico at commit $commit$dirty, binary $PORTICO built $PORTICO_BUILT."
+    echo "Portico $ver_portico at commit $commit$dirty, binary $PORTICO built $PORTICO_BUILT, PORTICO_HEADERS=$PORTICO_HEADERS."
     echo "REPS=$REPS interleaved rounds (proxy order rotated), medians of the valid rounds; 1 worker per proxy"
     echo "pinned to CPU$PROXY_CPU; h2load -t1 and the origin on CPU$LOAD_CPU; /1k through the proxy; ECDSA P-256"
     echo "self-signed certificate shared by all; client offers TLS 1.3 ciphers: ${TLS13_CIPHERS:-h2load default}."
