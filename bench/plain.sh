@@ -75,6 +75,8 @@ log() { printf '[%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 top=$(cd "$here/.." && pwd)
 PORTICO=${PORTICO:-$top/build/portico}
 PORTICO_HEADERS=${PORTICO_HEADERS:-on}
@@ -112,26 +114,6 @@ TMP=$(mktemp -d /tmp/portico-plain.XXXXXX)
 chmod 755 "$TMP"
 STARTED=() # long-lived processes (origin, proxies)
 CUR=""     # the wrk of the cell running now
-descendants() {
-    local p
-    for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        echo "$p"
-        descendants "$p"
-    done
-}
-stop_pid() { # one PID started here, plus its children
-    local p=$1 kids
-    kids=$(descendants "$p")
-    # shellcheck disable=SC2086
-    kill -TERM "$p" $kids 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$p" 2>/dev/null || break
-        sleep 0.1
-    done
-    # shellcheck disable=SC2086
-    kill -KILL "$p" $kids 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-}
 cleanup() {
     local p
     [ -n "$CUR" ] && kill -0 "$CUR" 2>/dev/null && stop_pid "$CUR"
@@ -155,35 +137,7 @@ NOFILE=$(ulimit -n)
 MAXCONN=$(((NOFILE - 200) / 2))
 [ "$MAXCONN" -gt 16384 ] && MAXCONN=16384
 
-port_busy() { ss -Htln "sport = :$1" | grep -q .; }
 for p in $BP "${PORT[@]}"; do port_busy "$p" && die "port $p already in use (127.0.0.1:$p)"; done
-cpu_ticks() { # utime+stime of a process tree (all threads), in clock ticks
-    local t=0 p f
-    for p in $1 $(descendants "$1"); do
-        f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
-        # shellcheck disable=SC2086
-        set -- $f
-        t=$((t + ${12} + ${13}))
-    done
-    echo "$t"
-}
-# cpu_busy <cpu>: jiffies of one CPU, "busy total task". task = user+nice+system+irq+softirq+steal,
-# not user+nice+system as in tls.sh: this kernel uses tick-based accounting (no
-# CONFIG_IRQ_TIME_ACCOUNTING), where a tick that lands in a softirq goes to the softirq column of
-# /proc/stat but to the interrupted process's stime. Loopback TCP does much of its work in
-# softirqs, so without them other_pct (below) came out at -20% to -60% of a CPU in every plain
-# cell (clamped to 0, it hid a busy loop sharing the proxy's CPU in some cells and halved it in
-# the others); with them it is -4% to +6% on a quiet machine, and 30-50% with that busy loop.
-# Steal (time the hypervisor ran something else) counts as other work too.
-cpu_busy() {
-    awk -v c="cpu$1" '$1==c {t=0; for (i=2;i<=NF;i++) t+=$i; print t-$5-$6, t, $2+$3+$4+$7+$8+$9}' /proc/stat
-}
-child_ticks() { # CT = CPU time of this shell's waited-for children, in clock ticks
-    times >"$TMP/times.txt" # in this shell: a subshell would report its own children only
-    CT=$(awk -v h="$HZ" 'NR==2 {n=0; for (i=1;i<=2;i++) {split($i, a, "m"); sub("s", "", a[2]); n+=a[1]*60+a[2]} printf "%.0f", n*h}' "$TMP/times.txt")
-}
-HZ=$(getconf CLK_TCK)
-record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RAW"; } # row target rep metric value
 # fetch <url> <file>: the body into file; prints the HTTP status (000 when nothing answered)
 fetch() { curl -s --max-time 10 -o "$2" -w '%{http_code}' "$1" || true; }
 check_body() { # name port: die unless /1k and /100k are the origin's files byte for byte
@@ -525,21 +479,6 @@ for n in origin nginx; do
 done
 
 # ---------------------------------------------------------------- report
-# The rounds used: the valid ones where other processes stayed under OTHER_MAX, or, when there
-# is no such round, every valid one (the cell is then marked "disturbed").
-rounds() {
-    awk -F'\t' -v r="$1" -v t="$2" -v x="$OTHER_MAX" '
-        $1==r && $2==t && $4=="valid" && $5==1 {ok[$3]=1}
-        $1==r && $2==t && $4=="other_pct" {o[$3]=$5}
-        END {for (k in ok) if (o[k]=="" || o[k]+0 <= x) {print k; q=1}
-             if (!q) for (k in ok) print k}' "$RAW"
-}
-disturbed() { # row target: true when no valid round of the cell was undisturbed
-    awk -F'\t' -v r="$1" -v t="$2" -v x="$OTHER_MAX" '
-        $1==r && $2==t && $4=="valid" && $5==1 {ok[$3]=1}
-        $1==r && $2==t && $4=="other_pct" {o[$3]=$5}
-        END {n=0; q=0; for (k in ok) {n++; if (o[k]=="" || o[k]+0 <= x) q=1} exit !(n && !q)}' "$RAW"
-}
 median() { sort -g | awk '{a[NR]=$1} END {if (!NR) print "NA"; else if (NR%2) print a[(NR+1)/2]; else printf "%.6g\n", (a[NR/2]+a[NR/2+1])/2}'; }
 med() { # row target metric: median over the rounds used
     local use
@@ -559,8 +498,6 @@ dratio() {
         END {for (k in x) if ((k in d) && d[k] > 0) print x[k] / d[k]}' "$RAW" |
         median | awk '{if ($1=="NA") print "NA"; else printf "%.2f\n", $1}'
 }
-nused() { rounds "$1" "$2" | grep -c . || true; }
-nvalid() { awk -F'\t' -v r="$1" -v t="$2" '$1==r && $2==t && $4=="valid" && $5==1 {n++} END {print n+0}' "$RAW"; }
 # paired <row>: Portico / best peer within each round (cells a few seconds apart, so a change in
 # the machine's speed between rounds cancels out), as "median (min-max, k/n rounds >= 1.00)".
 # The best peer of a round is the fastest valid peer cell of that round. Rounds where one of the
@@ -591,12 +528,6 @@ paired() {
              printf "%.2f (%.2f-%.2f, %d/%d rounds >= 1.00)%s\n", m, a[1], a[NR], k, NR, s ? " " s : ""}'
 }
 dec() { awk -v v="$2" -v d="$1" 'BEGIN {if (v=="NA" || v=="") print "NA"; else printf "%.*f\n", d, v}'; } # decimals value
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="NA" || b=="NA" || a=="" || b=="" || b==0) print "NA"; else printf "%.2f", a/b}'; }
-bound() { # row target: true when the median cell was not bound by the proxy
-    awk -v p="$(med "$1" "$2" cpu_pct)" -v l="$(med "$1" "$2" load_pct)" \
-        'BEGIN {exit !(p != "NA" && l != "NA" && p + 0 < 90 && l + 0 >= 95)}'
-}
-fmt() { awk -v v="$1" 'BEGIN {if (v=="NA") print "NA"; else {s=sprintf("%.0f", v); o=""; while (length(s)>3) {o="," substr(s, length(s)-2) o; s=substr(s, 1, length(s)-3)} print s o}}'; }
 desc() {
     case $1 in
         ka1k) echo "ka1k: keep-alive /1k, req/s" ;;

@@ -67,6 +67,8 @@ PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 top=$(cd "$here/.." && pwd)
 PORTICO=${PORTICO:-$top/build/portico}
 PORTICO_HEADERS=${PORTICO_HEADERS:-on}
@@ -96,26 +98,6 @@ declare -A LABEL=([nginx]=nginx [haproxy]=HAProxy [portico]=Portico)
 TMP=$(mktemp -d /tmp/portico-tls.XXXXXX)
 chmod 755 "$TMP"
 STARTED=()
-descendants() {
-    local p
-    for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        echo "$p"
-        descendants "$p"
-    done
-}
-stop_pid() { # one PID started here, plus its children
-    local p=$1 kids
-    kids=$(descendants "$p")
-    # shellcheck disable=SC2086
-    kill -TERM "$p" $kids 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$p" 2>/dev/null || break
-        sleep 0.1
-    done
-    # shellcheck disable=SC2086
-    kill -KILL "$p" $kids 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-}
 cleanup() {
     local p
     for p in "${STARTED[@]}"; do kill -0 "$p" 2>/dev/null && stop_pid "$p"; done
@@ -125,7 +107,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 ulimit -n 65536 2>/dev/null || true
-port_busy() { ss -Htln "sport = :$1" | grep -q .; }
 for p in $BP $VP "${PORT[@]}"; do port_busy "$p" && die "port $p already in use"; done
 wait_url() { # url seconds
     for _ in $(seq $(($2 * 10))); do
@@ -134,29 +115,6 @@ wait_url() { # url seconds
     done
     return 1
 }
-cpu_ticks() { # utime+stime of a process tree (all threads), in clock ticks
-    local t=0 p f
-    for p in $1 $(descendants "$1"); do
-        f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
-        # shellcheck disable=SC2086
-        set -- $f
-        t=$((t + ${12} + ${13}))
-    done
-    echo "$t"
-}
-# cpu_busy <cpu>: jiffies of one CPU, "busy total task"; task = user+nice+system+irq+softirq+steal.
-# This kernel accounts by ticks (no CONFIG_IRQ_TIME_ACCOUNTING): a tick that lands in a softirq
-# goes to the softirq column of /proc/stat but to the interrupted process's stime, so leaving the
-# softirq column out made other_pct (below) negative and hid real disturbances (bench/plain.sh).
-cpu_busy() {
-    awk -v c="cpu$1" '$1==c {t=0; for (i=2;i<=NF;i++) t+=$i; print t-$5-$6, t, $2+$3+$4+$7+$8+$9}' /proc/stat
-}
-child_ticks() { # CT = CPU time of this shell's waited-for children, in clock ticks
-    times >"$TMP/times.txt" # in this shell: a subshell would report its own children only
-    CT=$(awk -v h="$HZ" 'NR==2 {n=0; for (i=1;i<=2;i++) {split($i, a, "m"); sub("s", "", a[2]); n+=a[1]*60+a[2]} printf "%.0f", n*h}' "$TMP/times.txt")
-}
-HZ=$(getconf CLK_TCK)
-record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RAW"; } # row target rep metric value
 
 # ---------------------------------------------------------------- content, certificate, shim
 mkdir -p "$TMP/www"
@@ -504,21 +462,6 @@ for rep in $(seq "$REPS"); do
 done
 
 # ---------------------------------------------------------------- report
-# The rounds used: the valid ones where other processes stayed under OTHER_MAX, or, when there
-# is no such round, every valid one (the cell is then marked "disturbed").
-rounds() {
-    awk -F'\t' -v r="$1" -v t="$2" -v x="$OTHER_MAX" '
-        $1==r && $2==t && $4=="valid" && $5==1 {ok[$3]=1}
-        $1==r && $2==t && $4=="other_pct" {o[$3]=$5}
-        END {for (k in ok) if (o[k]=="" || o[k]+0 <= x) {print k; q=1}
-             if (!q) for (k in ok) print k}' "$RAW"
-}
-disturbed() { # row target: true when no valid round of the cell was undisturbed
-    awk -F'\t' -v r="$1" -v t="$2" -v x="$OTHER_MAX" '
-        $1==r && $2==t && $4=="valid" && $5==1 {ok[$3]=1}
-        $1==r && $2==t && $4=="other_pct" {o[$3]=$5}
-        END {n=0; q=0; for (k in ok) {n++; if (o[k]=="" || o[k]+0 <= x) q=1} exit !(n && !q)}' "$RAW"
-}
 med() {
     local use
     use=$(rounds "$1" "$2" | tr '\n' ' ')
@@ -526,8 +469,6 @@ med() {
         $1==r && $2==t && $4==m && index(use, " " $3 " ") && $5!="NA" {print $5}' "$RAW" |
         sort -g | awk '{a[NR]=$1} END {if (!NR) print "NA"; else if (NR%2) print a[(NR+1)/2]; else printf "%.6g\n", (a[NR/2]+a[NR/2+1])/2}'
 }
-nused() { rounds "$1" "$2" | grep -c . || true; }
-nvalid() { awk -F'\t' -v r="$1" -v t="$2" '$1==r && $2==t && $4=="valid" && $5==1 {n++} END {print n+0}' "$RAW"; }
 firstv() { awk -F'\t' -v r="$1" -v t="$2" -v m="$3" '$1==r && $2==t && $4==m {print $5; exit}' "$RAW"; }
 # paired <row>: Portico / best peer within each round (cells a few seconds apart, so a change in
 # the machine's speed between rounds cancels out), as "median (min-max, k/n rounds >= 1.00)"
@@ -548,12 +489,6 @@ paired() {
              m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2
              printf "%.2f (%.2f-%.2f, %d/%d rounds >= 1.00)\n", m, a[1], a[NR], k, NR}'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="NA" || b=="NA" || b==0) print "NA"; else printf "%.2f", a/b}'; }
-bound() { # row target: true when the median cell was client-bound
-    awk -v p="$(med "$1" "$2" cpu_pct)" -v l="$(med "$1" "$2" load_pct)" \
-        'BEGIN {exit !(p != "NA" && l != "NA" && p + 0 < 90 && l + 0 >= 95)}'
-}
-fmt() { awk -v v="$1" 'BEGIN {if (v=="NA") print "NA"; else {s=sprintf("%.0f", v); o=""; while (length(s)>3) {o="," substr(s, length(s)-2) o; s=substr(s, 1, length(s)-3)} print s o}}'; }
 desc() {
     case $1 in
         hs) echo "TLS handshakes/s, full handshake per request (h2load --h1 -c$HS_C, Connection: close)" ;;
