@@ -54,6 +54,12 @@ def test_quickstart_serves_and_ctrl_c_stops_everything():
     busy = [p for p in PORTS if listening(p)]
     if busy:
         pytest.skip(f"port(s) {busy} in use")
+    try:
+        a, b = os.openpty()
+    except OSError as e:
+        pytest.skip(f"no pseudo-terminal here: {e}")
+    os.close(a)
+    os.close(b)
     # As a user runs it: in the foreground of a terminal, so that Ctrl-C (0x03 typed into the
     # terminal) sends SIGINT to its whole process group the way a shell's job would get it.
     pid, fd = pty.fork()
