@@ -19,6 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define RING_SIZE  (256u * 1024) /* bytes per ring; a power of two */
 #define RING_MASK  (RING_SIZE - 1)
 #define REC_HDR    4u           /* record header: line length in bits 0-23, tag in bits 24-31 */
@@ -188,17 +192,47 @@ put_secs(struct out *o, int64_t us)
     put(o, tmp, t.len);
 }
 
-/* Appends s[0..n), escaping every byte for which <safe> is false with <esc>; plain runs may be
- * cut anywhere, an escape only whole. */
+/* Bytes an access line carries as they are: printable ASCII but the double quote and the
+ * backslash. safe_run() tests the same set with vector compares: keep the two in step. */
+static const uint8_t log_safe[256] = {
+    [' ' ... '!'] = 1,
+    ['#' ... '['] = 1,
+    [']' ... '~'] = 1,
+};
+
+/* The length of the leading run of s[0..n) that needs no escape. Never reads at or past n. */
+static size_t
+safe_run(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    /* As signed bytes, 0x20..0x7E are those > 0x1F and < 0x7F; 0x80..0xFF are negative. */
+    const __m128i below_sp = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    while (n - i >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i printable = _mm_and_si128(_mm_cmpgt_epi8(x, below_sp), _mm_cmplt_epi8(x, del));
+        __m128i special = _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash));
+        unsigned ok = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(special, printable));
+        if (ok != 0xffffu)
+            return i + (size_t)__builtin_ctz(~ok);
+        i += 16;
+    }
+#endif
+    while (i < n && log_safe[s[i]])
+        i++;
+    return i;
+}
+
+/* Appends s[0..n), escaping every byte outside log_safe (\xHH in the combined format, JSON's
+ * escapes in JSON); plain runs may be cut anywhere, an escape only whole. */
 static void
 put_escaped(struct out *o, const char *s, size_t n, bool json)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     while (i < n && !o->full) {
-        size_t run = i;
-        while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
-            run++;
+        size_t run = i + safe_run(u + i, n - i);
         if (run > i) {
             size_t room = o->lim - o->len;
             size_t take = PT_MIN(run - i, room);

@@ -201,6 +201,42 @@ test_json_escapes(void)
     CHECK(strstr(out, "\"route\":\"r\\\"1\"}") != NULL);
 }
 
+/* Every byte value, alone in a run of safe bytes, at positions in and around the 16-byte blocks
+ * the escaper scans at once: the line holds exactly the reference escape at that place. */
+static void
+test_escape_every_byte_everywhere(void)
+{
+    static const size_t pos[] = {0, 1, 14, 15, 16, 17, 31, 32, 33, 40};
+    char ua[48], out[4096], want[64];
+    for (int json = 0; json <= 1; json++) {
+        for (unsigned b = 0; b < 256; b++) {
+            for (size_t k = 0; k < PT_ARRAY_LEN(pos); k++) {
+                memset(ua, 'a', sizeof ua);
+                ua[pos[k]] = (char)b;
+                struct log_access a = sample();
+                a.user_agent = ua;
+                a.user_agent_len = sizeof ua;
+                size_t n = log_format_access(out, sizeof out - 1, &a, json);
+                CHECK(n > 0);
+                out[n] = '\0';
+                bool safe = b >= 0x20 && b < 0x7f && b != '"' && b != '\\';
+                char esc[8];
+                if (safe)
+                    snprintf(esc, sizeof esc, "%c", (char)b);
+                else if (!json)
+                    snprintf(esc, sizeof esc, "\\x%02X", b);
+                else if (b == '"' || b == '\\')
+                    snprintf(esc, sizeof esc, "\\%c", (char)b);
+                else
+                    snprintf(esc, sizeof esc, "\\u%04x", b);
+                snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)pos[k], ua, esc,
+                         (int)(sizeof ua - pos[k] - 1), ua + pos[k] + 1);
+                CHECK(strstr(out, want) != NULL);
+            }
+        }
+    }
+}
+
 /* True when every backslash in s[0..n) starts a complete escape of the given format. */
 static bool
 escapes_whole(const char *s, size_t n, bool json)
@@ -843,6 +879,7 @@ main(void)
     RUN(test_json);
     RUN(test_json_nulls);
     RUN(test_json_escapes);
+    RUN(test_escape_every_byte_everywhere);
     RUN(test_truncation);
     RUN(test_time_cache);
     RUN(test_before_start);
