@@ -5,7 +5,7 @@ PY ?= /usr/bin/python3
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPT_WERROR=ON
 
-.PHONY: all build test unit integration asan asan-test fuzz format format-check bench clean quickstart
+.PHONY: all build test unit integration asan asan-test fuzz soak format format-check bench clean quickstart
 
 all: build
 
@@ -36,6 +36,11 @@ asan-test: asan
 
 fuzz:
 	bash tests/fuzz/run.sh
+
+# The sanitized binary under mixed good and hostile traffic for SOAK_SECONDS (tests/soak/soak.sh).
+SOAK_SECONDS ?= 60
+soak: asan
+	bash tests/soak/soak.sh $(SOAK_SECONDS)
 
 format:
 	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')
