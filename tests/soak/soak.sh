@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak: Portico (the ASan+UBSan build by default) under SECONDS of mixed traffic at once: good
-# HTTP/1.1 keep-alive load and HTTP/2 (h2c) load (h2load), uploads whose echo is checked byte
+# HTTP/1.1 keep-alive load, HTTP/2 load (h2c and over TLS) and HTTP/1.1 over TLS (h2load), uploads whose echo is checked byte
 # count for byte count, requests to origins that misbehave at random (tests/soak/origins.py
 # evil), clients that misbehave (tests/soak/bad_clients.py) and a SIGHUP every 5 s. Passes when
 # no sanitizer reported anything, the good keep-alive load had no failed or non-2xx request,
@@ -8,7 +8,7 @@
 # status 0 (leak check included).
 # Usage: tests/soak/soak.sh [SECONDS]   (default 60)
 # Env: PORTICO_BIN (default build-asan/portico), SOAK_SEED (default 1), SOAK_PORT (first of
-#      four consecutive loopback ports, default 19900).
+#      five consecutive loopback ports, default 19900).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-60}
@@ -18,11 +18,11 @@ base=${SOAK_PORT:-19900}
 py=/usr/bin/python3
 here=$root/tests/soak
 [ -x "$bin" ] || { echo "soak: $bin not built (make asan)" >&2; exit 1; }
-for c in h2load curl ss; do
+for c in h2load curl ss openssl; do
     command -v $c >/dev/null || { echo "soak: $c is required" >&2; exit 1; }
 done
-P=$base GOOD=$((base + 1)) EVIL1=$((base + 2)) EVIL2=$((base + 3))
-for port in $P $GOOD $EVIL1 $EVIL2; do
+P=$base GOOD=$((base + 1)) EVIL1=$((base + 2)) EVIL2=$((base + 3)) PT=$((base + 4))
+for port in $P $GOOD $EVIL1 $EVIL2 $PT; do
     if [ -n "$(ss -Hltn "sport = :$port")" ]; then
         echo "soak: port $port in use (SOAK_PORT picks others)" >&2
         exit 1
@@ -43,9 +43,12 @@ fail() { echo "soak: FAIL: $*" >&2; exit 1; }
 "$py" "$here/origins.py" good $GOOD & pids+=($!)
 "$py" "$here/origins.py" evil $EVIL1 $((seed * 2)) & pids+=($!)
 "$py" "$here/origins.py" evil $EVIL2 $((seed * 2 + 1)) & pids+=($!)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
 cat > "$tmp/soak.yaml" <<CONF
 listen:
   - {address: 127.0.0.1:$P, h2c: true}
+  - {address: 127.0.0.1:$PT, tls: {cert: $tmp/cert.pem, key: $tmp/key.pem}}
 workers: 2
 access_log: $tmp/access.log
 timeouts: {client_header: 2s, upstream_header: 5s, upstream_body: 5s, client_keepalive: 5s}
@@ -75,9 +78,16 @@ echo "soak: ${secs}s on $bin (seed $seed)"
 
 load=()
 h2load --h1 -c20 -D "$secs" "http://127.0.0.1:$P/1k" > "$tmp/h1.out" 2>&1 & load+=($!)
-h2load -c4 -m20 -D "$secs" "http://127.0.0.1:$P/100k" > "$tmp/h2.out" 2>&1 & load+=($!)
 "$py" "$here/bad_clients.py" $P "$secs" "$seed" > "$tmp/bad.out" 2>&1 & load+=($!)
 end=$((SECONDS + secs))
+(   # HTTP/2, cleartext and over TLS, in runs of 4 s: h2load opens no new connection after a
+    # GOAWAY, and one comes with every SIGHUP
+    while [ $SECONDS -lt $end ]; do
+        h2load -c4 -m20 -D 4 "http://127.0.0.1:$P/100k" >> "$tmp/h2.out" 2>&1 || true
+        h2load -c4 -m20 -D 4 "https://127.0.0.1:$PT/1k" >> "$tmp/h2.out" 2>&1 || true
+        h2load --h1 -c4 -D 2 "https://127.0.0.1:$PT/1k" >> "$tmp/h2.out" 2>&1 || true
+    done
+) & load+=($!)
 (   # requests to the misbehaving origins: anything may come back but a hang
     n=0
     while [ $SECONDS -lt $end ]; do
@@ -119,7 +129,9 @@ wait $portico || status=$?
 
 summary() { grep -E '^requests:' "$1" | sed 's/^requests: *//'; }
 echo "soak: h1 keep-alive /1k: $(summary "$tmp/h1.out")"
-echo "soak: h2c /100k (a GOAWAY every 5 s): $(summary "$tmp/h2.out")"
+echo "soak: HTTP/2 (h2c /100k, TLS /1k; a GOAWAY every 5 s) and HTTP/1.1 over TLS: $(awk \
+    '/^requests:/ {n++; t += $2; ok += $8; f += $10} END {printf "%d runs, %d requests, %d succeeded, %d failed", n, t, ok, f}' \
+    "$tmp/h2.out")"
 echo "soak: misbehaving origins: $(cat "$tmp/evil.count") requests; $(cat "$tmp/bad.out")"
 read -r ups upbad < "$tmp/up.count"
 echo "soak: uploads: $ups, $upbad not echoed whole"
