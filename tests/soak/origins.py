@@ -11,13 +11,19 @@ import threading
 import time
 
 
-def read_request(c, buf):
-    """Returns (head, body, rest) or None at EOF; reads Content-Length and chunked bodies."""
-    while b"\r\n\r\n" not in buf:
+def more(c, buf, enough):
+    """Reads from <c> onto <buf> until enough(buf); EOFError when the client closes first."""
+    while not enough(buf):
         d = c.recv(65536)
         if not d:
-            return None
+            raise EOFError
         buf += d
+    return buf
+
+
+def read_request(c, buf):
+    """Returns (head, body, rest); reads Content-Length and chunked bodies."""
+    buf = more(c, buf, lambda b: b"\r\n\r\n" in b)
     head, _, buf = buf.partition(b"\r\n\r\n")
     cl, chunked = 0, False
     for line in head.split(b"\r\n")[1:]:
@@ -28,45 +34,34 @@ def read_request(c, buf):
         elif k == b"transfer-encoding" and b"chunked" in v.lower():
             chunked = True
     if not chunked:
-        while len(buf) < cl:
-            d = c.recv(65536)
-            if not d:
-                return None
-            buf += d
+        buf = more(c, buf, lambda b: len(b) >= cl)
         return head, buf[:cl], buf[cl:]
     body = b""
     while True:
-        while b"\r\n" not in buf:
-            d = c.recv(65536)
-            if not d:
-                return None
-            buf += d
+        buf = more(c, buf, lambda b: b"\r\n" in b)
         line, _, buf = buf.partition(b"\r\n")
         n = int(line.split(b";")[0], 16)
-        if n == 0:
-            while b"\r\n\r\n" not in b"\r\n" + buf:  # trailers, then the empty line
-                d = c.recv(65536)
-                if not d:
-                    return None
-                buf += d
-            _, _, buf = (b"\r\n" + buf).partition(b"\r\n\r\n")
-            return head, body, buf
-        while len(buf) < n + 2:
-            d = c.recv(65536)
-            if not d:
-                return None
-            buf += d
+        if n == 0:  # trailers, then the empty line
+            buf = more(c, b"\r\n" + buf, lambda b: b"\r\n\r\n" in b)
+            return head, body, buf.partition(b"\r\n\r\n")[2]
+        buf = more(c, buf, lambda b: len(b) >= n + 2)
         body += buf[:n]
         buf = buf[n + 2:]
 
 
-def good(c, _rnd):
+def requests(c):
+    """The requests arriving on <c>, as (head, body), until the client closes."""
     buf = b""
     while True:
-        r = read_request(c, buf)
-        if r is None:
+        try:
+            head, body, buf = read_request(c, buf)
+        except EOFError:
             return
-        head, body, buf = r
+        yield head, body
+
+
+def good(c, _rnd):
+    for head, body in requests(c):
         target = head.split(b" ")[1]
         size = len(body) if head.startswith(b"POST") else (
             102400 if target.startswith(b"/100k") else 1024)
@@ -74,12 +69,7 @@ def good(c, _rnd):
 
 
 def evil(c, rnd):
-    buf = b""
-    while True:
-        r = read_request(c, buf)
-        if r is None:
-            return
-        _, _, buf = r
+    for _ in requests(c):
         body = b"x" * rnd.choice([0, 10, 1000, 70000])
         p = rnd.random()
         if p < 0.5:
