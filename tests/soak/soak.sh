@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Soak: Portico (the ASan+UBSan build by default) under SECONDS of mixed traffic at once: good
-# HTTP/1.1 keep-alive load, HTTP/2 load (h2c and over TLS) and HTTP/1.1 over TLS (h2load), uploads whose echo is checked byte
-# count for byte count, requests to origins that misbehave at random (tests/soak/origins.py
-# evil), clients that misbehave (tests/soak/bad_clients.py) and a SIGHUP every 5 s. Passes when
+# HTTP/1.1 keep-alive load, HTTP/2 load (h2c and over TLS) and HTTP/1.1 over TLS (h2load);
+# uploads whose echo is checked byte count for byte count; WebSocket sessions whose echoes are
+# checked (tests/soak/ws.py); requests to origins that misbehave at random (tests/soak/origins.py
+# evil); clients that misbehave (tests/soak/bad_clients.py); and a SIGHUP every 5 s. Passes when
 # no sanitizer reported anything, the good keep-alive load had no failed or non-2xx request,
-# every upload came back whole, Portico still answers at the end and SIGTERM stops it with
-# status 0 (leak check included).
+# every upload and every WebSocket echo came back whole, Portico still answers at the end and
+# SIGTERM stops it with status 0 (leak check included).
 # Usage: tests/soak/soak.sh [SECONDS]   (default 60)
 # Env: PORTICO_BIN (default build-asan/portico), SOAK_SEED (default 1), SOAK_PORT (first of
-#      five consecutive loopback ports, default 19900).
+#      six consecutive loopback ports, default 19900).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-60}
@@ -21,8 +22,8 @@ here=$root/tests/soak
 for c in h2load curl ss openssl; do
     command -v $c >/dev/null || { echo "soak: $c is required" >&2; exit 1; }
 done
-P=$base GOOD=$((base + 1)) EVIL1=$((base + 2)) EVIL2=$((base + 3)) PT=$((base + 4))
-for port in $P $GOOD $EVIL1 $EVIL2 $PT; do
+P=$base GOOD=$((base + 1)) EVIL1=$((base + 2)) EVIL2=$((base + 3)) PT=$((base + 4)) WS=$((base + 5))
+for port in $P $GOOD $EVIL1 $EVIL2 $PT $WS; do
     if [ -n "$(ss -Hltn "sport = :$port")" ]; then
         echo "soak: port $port in use (SOAK_PORT picks others)" >&2
         exit 1
@@ -43,6 +44,7 @@ fail() { echo "soak: FAIL: $*" >&2; exit 1; }
 "$py" "$here/origins.py" good $GOOD & pids+=($!)
 "$py" "$here/origins.py" evil $EVIL1 $((seed * 2)) & pids+=($!)
 "$py" "$here/origins.py" evil $EVIL2 $((seed * 2 + 1)) & pids+=($!)
+"$py" "$here/ws.py" server $WS & pids+=($!)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
     -subj /CN=localhost -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
 cat > "$tmp/soak.yaml" <<CONF
@@ -57,13 +59,18 @@ upstreams:
     servers: [127.0.0.1:$GOOD]
   evil:
     servers: [127.0.0.1:$EVIL1, 127.0.0.1:$EVIL2]
+  ws:
+    servers: [127.0.0.1:$WS]
 routes:
+  - match: {path: /ws/}
+    proxy: ws
   - match: {path: /evil/}
     proxy: {upstream: evil, strip_prefix: /evil}
   - proxy: good
 CONF
 for _ in $(seq 50); do
-    [ -n "$(ss -Hltn "sport = :$GOOD")" ] && [ -n "$(ss -Hltn "sport = :$EVIL2")" ] && break
+    [ -n "$(ss -Hltn "sport = :$GOOD")" ] && [ -n "$(ss -Hltn "sport = :$EVIL2")" ] &&
+        [ -n "$(ss -Hltn "sport = :$WS")" ] && break
     sleep 0.1
 done
 ASAN_OPTIONS=detect_leaks=1:log_path=$tmp/asan UBSAN_OPTIONS=print_stacktrace=1:log_path=$tmp/ubsan \
@@ -79,6 +86,7 @@ echo "soak: ${secs}s on $bin (seed $seed)"
 load=()
 h2load --h1 -c20 -D "$secs" "http://127.0.0.1:$P/1k" > "$tmp/h1.out" 2>&1 & load+=($!)
 "$py" "$here/bad_clients.py" $P "$secs" "$seed" > "$tmp/bad.out" 2>&1 & load+=($!)
+"$py" "$here/ws.py" client "ws://127.0.0.1:$P/ws/echo" "$secs" "$seed" > "$tmp/ws.out" 2>&1 & load+=($!)
 end=$((SECONDS + secs))
 (   # HTTP/2, cleartext and over TLS, in runs of 4 s: h2load opens no new connection after a
     # GOAWAY, and one comes with every SIGHUP
@@ -135,6 +143,7 @@ echo "soak: HTTP/2 (h2c /100k, TLS /1k; a GOAWAY every 5 s) and HTTP/1.1 over TL
 echo "soak: misbehaving origins: $(cat "$tmp/evil.count") requests; $(cat "$tmp/bad.out")"
 read -r ups upbad < "$tmp/up.count"
 echo "soak: uploads: $ups, $upbad not echoed whole"
+echo "soak: $(tail -1 "$tmp/ws.out")"
 echo "soak: access log lines: $(wc -l < "$tmp/access.log")"
 if ls "$tmp"/asan.* "$tmp"/ubsan.* >/dev/null 2>&1; then
     head -60 "$tmp"/asan.* "$tmp"/ubsan.* 2>/dev/null >&2
@@ -147,6 +156,8 @@ read -r _ _ _ h1ok h1failed h1err _ < <(grep -E '^requests:' "$tmp/h1.out" |
     fail "keep-alive load: $(summary "$tmp/h1.out")"
 grep -Eq '^status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx' "$tmp/h1.out" ||
     fail "keep-alive load: not all 2xx: $(grep '^status codes' "$tmp/h1.out")"
+grep -Eq '^ws: [0-9]+ sessions, [0-9]+ messages echoed, 0 bad$' "$tmp/ws.out" ||
+    fail "WebSocket: $(tail -5 "$tmp/ws.out")"
 [ "$upbad" = 0 ] || fail "uploads: $(head -5 "$tmp/up.err")"
 [ "$ups" -gt 0 ] || fail "no upload completed"
 echo "soak: passed"
