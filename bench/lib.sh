@@ -1,7 +1,10 @@
 # shellcheck shell=bash disable=SC2034  # CT and HZ are read by the scripts that source this
 # Shared by bench/tls.sh and bench/plain.sh (sourced, not run): processes, CPU accounting and the
 # raw-results helpers. A cell's results are lines of $RAW: row, target, round, metric, value.
-# Uses the caller's TMP, RAW and OTHER_MAX when called.
+# Uses the caller's TMP, RAW and OTHER_MAX (snapshot: LOAD_CPU, PROXY_CPU, ORIGIN) when called.
+
+log() { printf '[%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; } # T0: the caller's start
+die() { log "FATAL: $*"; exit 1; }
 
 descendants() {
     local p
@@ -51,6 +54,18 @@ child_ticks() { # CT = CPU time of this shell's waited-for children, in clock ti
     CT=$(awk -v h="$HZ" 'NR==2 {n=0; for (i=1;i<=2;i++) {split($i, a, "m"); sub("s", "", a[2]); n+=a[1]*60+a[2]} printf "%.0f", n*h}' "$TMP/times.txt")
 }
 HZ=$(getconf CLK_TCK)
+# SNAP = "proxy busy total other proxy_cpu_other origin children": the counters a cell reads
+# before and after its load (clock ticks): the proxy's CPU time (0 without a PID), the load
+# CPU's busy, total and other-process time, the proxy CPU's other-process time, the origin's CPU
+# time and this shell's children's. In this shell, not a subshell, for child_ticks.
+snapshot() { # proxy PID or ""
+    local c=0 b t k q
+    [ -z "$1" ] || c=$(cpu_ticks "$1")
+    read -r b t k <<<"$(cpu_busy "$LOAD_CPU")"
+    read -r _ _ q <<<"$(cpu_busy "$PROXY_CPU")"
+    child_ticks
+    SNAP="$c $b $t $k $q $(cpu_ticks "$ORIGIN") $CT"
+}
 
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RAW"; } # row target rep metric value
 # rounds <row> <target>: the rounds used, the valid ones where other processes stayed under
@@ -76,3 +91,76 @@ bound() { # row target: true when the median cell was bound by the load CPU, not
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="NA" || b=="NA" || a=="" || b=="" || b==0) print "NA"; else printf "%.2f", a/b}'; }
 fmt() { awk -v v="$1" 'BEGIN {if (v=="NA") print "NA"; else {s=sprintf("%.0f", v); o=""; while (length(s)>3) {o="," substr(s, length(s)-2) o; s=substr(s, 1, length(s)-3)} print s o}}'; }
+
+# ---- the proxies' configurations, as ../shared/bench/run-peers.sh writes them. They read the
+# caller's BP (the origin's port), PORT (each proxy's), NOFILE and MAXCONN; the arguments carry
+# what the plain and the TLS runs differ in. Each writes DIR's configuration file.
+peer_conf_nginx() { # dir, the server block's listen line and any TLS lines
+    cat >"$1/nginx.conf" <<CONF
+worker_processes 1;
+worker_rlimit_nofile $NOFILE;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections $MAXCONN; }
+http {
+  access_log off;
+  client_body_temp_path $1/t_body; proxy_temp_path $1/t_proxy;
+  fastcgi_temp_path $1/t_fcgi; uwsgi_temp_path $1/t_uwsgi; scgi_temp_path $1/t_scgi;
+  keepalive_timeout 65s;
+  keepalive_requests 100000;
+  upstream origin {
+    server 127.0.0.1:$BP;
+    keepalive 64;
+    keepalive_requests 100000;
+    keepalive_timeout 60s;
+  }
+  server {
+$2
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+}
+peer_conf_haproxy() { # dir, the frontend's bind line, global lines beyond the common ones
+    cat >"$1/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn $MAXCONN
+  no strict-limits
+$3
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse safe
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+frontend fe
+$2
+  maxconn $MAXCONN
+  default_backend be
+backend be
+  server origin 127.0.0.1:$BP
+CONF
+}
+# Portico adding none of its request fields (X-Forwarded-*, Forwarded, Via, X-Request-Id), so
+# that the origin gets what the peers' configurations send it: the same work (PORTICO_HEADERS=off).
+portico_conf_bare() { # dir, the listen entry (YAML, one item of the list)
+    cat >"$1/portico.yaml" <<CONF
+listen:
+$2
+workers: 1
+access_log: off
+proxy_headers: {x_forwarded_for: false, x_forwarded_proto: false, x_forwarded_host: false, forwarded: false, via: false, request_id: false}
+upstreams:
+  origin:
+    servers: [127.0.0.1:$BP]
+routes:
+  - proxy: origin
+CONF
+}

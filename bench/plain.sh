@@ -71,9 +71,6 @@ PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 T0=$(date +%s)
 
-log() { printf '[%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
@@ -210,57 +207,11 @@ check_body origin "$BP"
 
 # ---------------------------------------------------------------- proxies (configurations as run-peers.sh)
 conf_nginx() {
-    cat >"$1/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections $MAXCONN; }
-http {
-  access_log off;
-  client_body_temp_path $1/t_body; proxy_temp_path $1/t_proxy;
-  fastcgi_temp_path $1/t_fcgi; uwsgi_temp_path $1/t_uwsgi; scgi_temp_path $1/t_scgi;
-  keepalive_timeout 65s;
-  keepalive_requests 100000;
-  upstream origin {
-    server 127.0.0.1:$BP;
-    keepalive 64;
-    keepalive_requests 100000;
-    keepalive_timeout 60s;
-  }
-  server {
-    listen 127.0.0.1:${PORT[nginx]} backlog=4096;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-EOF
+    peer_conf_nginx "$1" "    listen 127.0.0.1:${PORT[nginx]} backlog=4096;"
     cp "$1/nginx.conf" "$OUT/conf/nginx.conf"
 }
 conf_haproxy() {
-    cat >"$1/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn $MAXCONN
-  no strict-limits
-defaults
-  mode http
-  option http-keep-alive
-  http-reuse safe
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-frontend fe
-  bind 127.0.0.1:${PORT[haproxy]} backlog 4096
-  maxconn $MAXCONN
-  default_backend be
-backend be
-  server origin 127.0.0.1:$BP
-EOF
+    peer_conf_haproxy "$1" "  bind 127.0.0.1:${PORT[haproxy]} backlog 4096" ""
     cp "$1/haproxy.cfg" "$OUT/conf/haproxy.cfg"
 }
 conf_h2o() {
@@ -286,17 +237,7 @@ EOF
 # Host): the same work. The default (on) measures Portico as shipped, which the origin pays for
 # in parsing (about 0.2 µs of its CPU per request on ka1k).
 conf_portico() {
-    cat >"$1/portico.yaml" <<EOF
-listen: 127.0.0.1:${PORT[portico]}
-workers: 1
-access_log: off
-proxy_headers: {x_forwarded_for: false, x_forwarded_proto: false, x_forwarded_host: false, forwarded: false, via: false, request_id: false}
-upstreams:
-  origin:
-    servers: [127.0.0.1:$BP]
-routes:
-  - proxy: origin
-EOF
+    portico_conf_bare "$1" "  - 127.0.0.1:${PORT[portico]}"
     cp "$1/portico.yaml" "$OUT/conf/portico.yaml"
 }
 proxy_cmd() { # name dir -> CMD array
@@ -358,7 +299,7 @@ run_wrk() {
     CUR=""
 }
 cell() { # row target rep
-    local row=$1 tg=$2 rep=$3 f pid="" c0=0 c1=0 b0 b1 t0 t1 k0 k1 q0 q1 o0 o1 h0 h1 valid=1 note="" r
+    local row=$1 tg=$2 rep=$3 f pid="" c0 c1 b0 b1 t0 t1 k0 k1 q0 q1 o0 o1 h0 h1 valid=1 note="" r
     local n dus bytes ec er ew et es p50 p99 other st
     [ "$tg" = direct ] || pid=${PID[$tg]}
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
@@ -375,19 +316,11 @@ cell() { # row target rep
         return 0
     fi
     f=$OUT/cells/$row-$tg-$rep.txt
-    [ -z "$pid" ] || c0=$(cpu_ticks "$pid")
-    read -r b0 t0 k0 <<<"$(cpu_busy "$LOAD_CPU")"
-    read -r _ _ q0 <<<"$(cpu_busy "$PROXY_CPU")"
-    o0=$(cpu_ticks "$ORIGIN")
-    child_ticks
-    h0=$CT
+    snapshot "$pid"
+    read -r c0 b0 t0 k0 q0 o0 h0 <<<"$SNAP"
     run_wrk "$row" "$tg" "$DUR" "$f"
-    [ -z "$pid" ] || c1=$(cpu_ticks "$pid")
-    read -r b1 t1 k1 <<<"$(cpu_busy "$LOAD_CPU")"
-    read -r _ _ q1 <<<"$(cpu_busy "$PROXY_CPU")"
-    o1=$(cpu_ticks "$ORIGIN")
-    child_ticks
-    h1=$CT
+    snapshot "$pid"
+    read -r c1 b1 t1 k1 q1 o1 h1 <<<"$SNAP"
     r=$(grep '^RESULT ' "$f" | tail -1 || true)
     read -r _ n dus bytes ec er ew et es p50 p99 <<<"$r"
     [ "$RC" = 0 ] || { valid=0; note+="wrk exit $RC$([ "$RC" != 124 ] || echo " (timeout ${CELL_TIMEOUT}s)"); "; }

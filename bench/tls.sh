@@ -82,8 +82,6 @@ RAW=$OUT/raw.tsv
 : >"$RAW"
 T0=$(date +%s)
 
-log() { printf '[%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
 for c in nginx haproxy h2load openssl curl cc taskset ss timeout; do
     command -v "$c" >/dev/null || die "$c is required"
 done
@@ -215,81 +213,27 @@ wait_url "http://127.0.0.1:$BP/1k" 10 || die "origin did not start"
 wait_url "https://127.0.0.1:$VP/1k" 10 || die "origin's verification server did not start"
 
 # ---------------------------------------------------------------- proxies
+NOFILE=65536 MAXCONN=16384 # the peers' configurations (bench/lib.sh)
 conf_nginx() {
-    cat >"$1/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $1/t_body; proxy_temp_path $1/t_proxy;
-  fastcgi_temp_path $1/t_fcgi; uwsgi_temp_path $1/t_uwsgi; scgi_temp_path $1/t_scgi;
-  keepalive_timeout 65s;
-  keepalive_requests 100000;
-  upstream origin {
-    server 127.0.0.1:$BP;
-    keepalive 64;
-    keepalive_requests 100000;
-    keepalive_timeout 60s;
-  }
-  server {
-    listen 127.0.0.1:${PORT[nginx]} ssl http2 backlog=4096;
+    peer_conf_nginx "$1" "    listen 127.0.0.1:${PORT[nginx]} ssl http2 backlog=4096;
     ssl_certificate $TMP/cert.pem;
     ssl_certificate_key $TMP/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache shared:SSL:10m;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-EOF
+    ssl_session_cache shared:SSL:10m;"
 }
 conf_haproxy() {
-    cat >"$1/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 16384
-  no strict-limits
-  ssl-default-bind-options ssl-min-ver TLSv1.2
-defaults
-  mode http
-  option http-keep-alive
-  http-reuse safe
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-frontend fe
-  bind 127.0.0.1:${PORT[haproxy]} ssl crt $TMP/combined.pem alpn h2,http/1.1 backlog 4096
-  default_backend be
-backend be
-  server origin 127.0.0.1:$BP
-EOF
+    peer_conf_haproxy "$1" \
+        "  bind 127.0.0.1:${PORT[haproxy]} ssl crt $TMP/combined.pem alpn h2,http/1.1 backlog 4096" \
+        "  ssl-default-bind-options ssl-min-ver TLSv1.2"
 }
 # PORTICO_HEADERS=off: Portico adds none of its request fields (X-Forwarded-*, Forwarded, Via,
 # X-Request-Id), so the origin gets what the peers' configurations send it: the same work. The
 # default (on) measures Portico as shipped; the origin, on the load CPU, pays for the extra fields.
 conf_portico() {
-    cat >"$1/portico.yaml" <<EOF
-listen:
-  - address: 127.0.0.1:${PORT[portico]}
+    portico_conf_bare "$1" "  - address: 127.0.0.1:${PORT[portico]}
     tls:
       certificates:
-        - {cert: $TMP/cert.pem, key: $TMP/key.pem}
-workers: 1
-access_log: off
-proxy_headers: {x_forwarded_for: false, x_forwarded_proto: false, x_forwarded_host: false, forwarded: false, via: false, request_id: false}
-upstreams:
-  origin:
-    servers: [127.0.0.1:$BP]
-routes:
-  - proxy: origin
-EOF
+        - {cert: $TMP/cert.pem, key: $TMP/key.pem}"
     cp "$1/portico.yaml" "$OUT/conf/portico.yaml"
 }
 proxy_cmd() { # name dir -> CMD array
@@ -396,19 +340,11 @@ cell() { # row target rep
         return
     fi
     [ "$row" = hs ] && pre=(env LD_PRELOAD="$SHIM" TLS_HS_COUNT="$TMP/hs.count") && rm -f "$TMP/hs.count"
-    c0=$(cpu_ticks "${PID[$tg]}")
-    read -r b0 t0 k0 <<<"$(cpu_busy "$LOAD_CPU")"
-    read -r _ _ q0 <<<"$(cpu_busy "$PROXY_CPU")"
-    o0=$(cpu_ticks "$ORIGIN")
-    child_ticks
-    h0=$CT
+    snapshot "${PID[$tg]}"
+    read -r c0 b0 t0 k0 q0 o0 h0 <<<"$SNAP"
     out=$(timeout --foreground "$CELL_TIMEOUT" taskset -c "$LOAD_CPU" "${pre[@]}" "${H2LOAD[@]}" "${ARGS[@]}" "$u" 2>&1) || rc=$?
-    c1=$(cpu_ticks "${PID[$tg]}")
-    read -r b1 t1 k1 <<<"$(cpu_busy "$LOAD_CPU")"
-    read -r _ _ q1 <<<"$(cpu_busy "$PROXY_CPU")"
-    o1=$(cpu_ticks "$ORIGIN")
-    child_ticks
-    h1=$CT
+    snapshot "${PID[$tg]}"
+    read -r c1 b1 t1 k1 q1 o1 h1 <<<"$SNAP"
     printf '%s\n' "$out" >"$OUT/cells/$row-$tg-$rep.txt"
     local rps succ fail err s2 dur other
     rps=$(field "$out" rps); succ=$(field "$out" succeeded); fail=$(field "$out" failed)
