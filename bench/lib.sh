@@ -95,7 +95,7 @@ fmt() { awk -v v="$1" 'BEGIN {if (v=="NA") print "NA"; else {s=sprintf("%.0f", v
 # ---- the proxies' configurations, as ../shared/bench/run-peers.sh writes them. They read the
 # caller's BP (the origin's port), PORT (each proxy's), NOFILE and MAXCONN; the arguments carry
 # what the plain and the TLS runs differ in. Each writes DIR's configuration file.
-peer_conf_nginx() { # dir, the server block's listen line and any TLS lines
+peer_conf_nginx() { # dir, the server block's listen line and any TLS lines[, http lines, location lines]
     cat >"$1/nginx.conf" <<CONF
 worker_processes 1;
 worker_rlimit_nofile $NOFILE;
@@ -108,6 +108,7 @@ http {
   fastcgi_temp_path $1/t_fcgi; uwsgi_temp_path $1/t_uwsgi; scgi_temp_path $1/t_scgi;
   keepalive_timeout 65s;
   keepalive_requests 100000;
+${3:-}
   upstream origin {
     server 127.0.0.1:$BP;
     keepalive 64;
@@ -120,12 +121,13 @@ $2
       proxy_pass http://origin;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+${4:-}
     }
   }
 }
 CONF
 }
-peer_conf_haproxy() { # dir, the frontend's bind line, global lines beyond the common ones
+peer_conf_haproxy() { # dir, the frontend's bind line, global lines beyond the common ones[, frontend lines]
     cat >"$1/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -143,11 +145,52 @@ defaults
 frontend fe
 $2
   maxconn $MAXCONN
+${4:-}
   default_backend be
 backend be
   server origin 127.0.0.1:$BP
 CONF
 }
+# PORTICO_HEADERS=all: each peer configured to do the work Portico does by default, so that all
+# of them send the origin the same request and the client the same response head. To the request:
+# X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host, Forwarded (for, host, proto),
+# Via, X-Request-Id (the client's, else a new one) and the client's Host kept; from the response:
+# Server and X-Powered-By removed (nginx writes its own Server: "nginx" with server_tokens off).
+# Argument: the scheme the client used (http or https).
+peer_fields_nginx_http() {
+    cat <<CONF
+  server_tokens off;
+  map \$http_x_request_id \$fields_rid { "" \$request_id; default \$http_x_request_id; }
+CONF
+}
+peer_fields_nginx_location() {
+    cat <<CONF
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $1;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header Forwarded "for=\$remote_addr;host=\\"\$http_host\\";proto=$1";
+      proxy_set_header Via "1.1 nginx";
+      proxy_set_header X-Request-Id \$fields_rid;
+      proxy_hide_header X-Powered-By;
+CONF
+}
+# HAProxy 2.6 has no "option forwarded" (2.8): Forwarded is written out. Its request ids are
+# UUIDs (36 characters, Portico's 32).
+peer_fields_haproxy() {
+    cat <<CONF
+  option forwardfor
+  http-request set-header X-Forwarded-Proto $1
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header Forwarded "for=%[src];host=\\"%[req.hdr(host)]\\";proto=$1"
+  http-request add-header Via "1.1 haproxy"
+  unique-id-format %[uuid()]
+  http-request set-header X-Request-Id %[unique-id] unless { req.hdr(x-request-id) -m found }
+  http-response del-header Server
+  http-response del-header X-Powered-By
+CONF
+}
+
 # Portico adding none of its request fields (X-Forwarded-*, Forwarded, Via, X-Request-Id), so
 # that the origin gets what the peers' configurations send it: the same work (PORTICO_HEADERS=off).
 portico_conf_bare() { # dir, the listen entry (YAML, one item of the list)

@@ -45,8 +45,11 @@
 # Environment: REPS(7) DUR(3, seconds per cell) WARM(1, seconds per warm-up cell, 0 = none)
 #   PROXY_CPU(1) LOAD_CPU(0) OTHER_MAX(10, % of a CPU) CELL_TIMEOUT(DUR+30)
 #   PORTICO (binary, default build/portico; not built here: run make build first)
-#   PORTICO_HEADERS (on: Portico as shipped, adding its forwarding fields to each request; off:
-#   none added, the peers' configurations add none either: see conf_portico)
+#   PORTICO_HEADERS (on: Portico as shipped, adding its forwarding fields to each request, the
+#   peers as run-peers.sh configures them, adding none; off: none added by anyone, see
+#   conf_portico; all: Portico as shipped and nginx and HAProxy configured to do the same work,
+#   see peer_fields_nginx_http in bench/lib.sh; h2o is left out there, as its version here
+#   cannot add X-Forwarded-Host, Forwarded or X-Request-Id)
 #   PEERS (default "nginx haproxy h2o"), NGINX HAPROXY H2O (the peers' binaries, default from PATH;
 #   the origin always runs nginx from PATH), RESULTS_DIR (default bench/results/<UTC time>-plain).
 # Ports 19490 (origin) and 19491-19494 (nginx, HAProxy, h2o, Portico), all on 127.0.0.1; the script
@@ -77,7 +80,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 PORTICO=${PORTICO:-$top/build/portico}
 PORTICO_HEADERS=${PORTICO_HEADERS:-on}
-case $PORTICO_HEADERS in on | off) ;; *) echo "plain.sh: PORTICO_HEADERS must be on or off" >&2; exit 2 ;; esac
+case $PORTICO_HEADERS in on | off | all) ;; *) echo "plain.sh: PORTICO_HEADERS must be on, off or all" >&2; exit 2 ;; esac
 if [ ! -f "$PORTICO" ] || [ ! -x "$PORTICO" ]; then
     die "PORTICO=$PORTICO is not an executable file (this script does not build: run 'make build' first)"
 fi
@@ -96,6 +99,11 @@ PEERLIST=() # the peers that run
 SKIPPED=()
 for n in ${PEERS:-nginx haproxy h2o}; do
     case $n in nginx | haproxy | h2o) ;; *) die "PEERS: unknown peer '$n' (nginx, haproxy, h2o)" ;; esac
+    if [ "$n" = h2o ] && [ "$PORTICO_HEADERS" = all ]; then
+        log "h2o left out with PORTICO_HEADERS=all: its version here cannot add the same fields"
+        SKIPPED+=("h2o (PORTICO_HEADERS=all)")
+        continue
+    fi
     if command -v "${BIN[$n]}" >/dev/null; then
         PEERLIST+=("$n")
     else
@@ -207,11 +215,20 @@ check_body origin "$BP"
 
 # ---------------------------------------------------------------- proxies (configurations as run-peers.sh)
 conf_nginx() {
-    peer_conf_nginx "$1" "    listen 127.0.0.1:${PORT[nginx]} backlog=4096;"
+    if [ "$PORTICO_HEADERS" = all ]; then
+        peer_conf_nginx "$1" "    listen 127.0.0.1:${PORT[nginx]} backlog=4096;" \
+            "$(peer_fields_nginx_http)" "$(peer_fields_nginx_location http)"
+    else
+        peer_conf_nginx "$1" "    listen 127.0.0.1:${PORT[nginx]} backlog=4096;"
+    fi
     cp "$1/nginx.conf" "$OUT/conf/nginx.conf"
 }
 conf_haproxy() {
-    peer_conf_haproxy "$1" "  bind 127.0.0.1:${PORT[haproxy]} backlog 4096" ""
+    if [ "$PORTICO_HEADERS" = all ]; then
+        peer_conf_haproxy "$1" "  bind 127.0.0.1:${PORT[haproxy]} backlog 4096" "" "$(peer_fields_haproxy http)"
+    else
+        peer_conf_haproxy "$1" "  bind 127.0.0.1:${PORT[haproxy]} backlog 4096" ""
+    fi
     cp "$1/haproxy.cfg" "$OUT/conf/haproxy.cfg"
 }
 conf_h2o() {
@@ -500,7 +517,8 @@ for n in "${PROXIES[@]}"; do hdr+=" ${LABEL[$n]} |"; sep+="---|"; done
     echo "Portico $ver_portico at commit $commit$dirty, binary $PORTICO built $PORTICO_BUILT, PORTICO_HEADERS=$PORTICO_HEADERS.$replaced"
     echo "REPS=$REPS interleaved rounds of DUR=${DUR}s cells (target order rotated each round, direct included),"
     echo "medians of the valid rounds; 1 worker per proxy pinned to CPU$PROXY_CPU; wrk -t1 -c50 and the origin (nginx,"
-    echo "1 worker, static files) on CPU$LOAD_CPU.$([ ${#SKIPPED[@]} = 0 ] || echo " Not installed, skipped: ${SKIPPED[*]}.")"
+    echo "1 worker, static files) on CPU$LOAD_CPU.$([ ${#SKIPPED[@]} = 0 ] || echo " Skipped: ${SKIPPED[*]}.")"
+    [ "$PORTICO_HEADERS" != all ] || echo "PORTICO_HEADERS=all: nginx and HAProxy configured to add the same request fields as Portico and to drop Server and X-Powered-By (bench/lib.sh, peer_fields_*)."
     echo "Cells: median req/s (ratio to direct: median over rounds of target/direct in the same round); **bold** ="
     echo "best proxy; [k/$REPS rounds]: the median is over k rounds (the others invalid or disturbed: see below)."
     awk -F'\t' '$4=="other_pct" {print $5+0}' "$RAW" | sort -n | awk -v x="$OTHER_MAX" '
