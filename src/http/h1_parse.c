@@ -686,10 +686,13 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
     r->version_minor = p[7] == '0' ? 0 : 1;
     p += 9;
     if (p[0] < '1' || p[0] > '5' || p[1] < '0' || p[1] > '9' || p[2] < '0' || p[2] > '9' ||
-        p[3] != ' ')
+        (p[3] != ' ' && p[3] != '\r'))
         FAIL(502, "malformed status code");
     r->status = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
-    p += 4;
+    /* The line may end right after the code: "HTTP/1.1 200" parsed on word boundaries (RFC
+     * 9112 4 allows it) has no reason, as nginx, HAProxy and curl read it; the framing is
+     * not in question. */
+    p += p[3] == ' ' ? 4 : 3;
     r->reason = p;
     p = skip_value_chars(p, end);
     if (p >= end || (*p == '\r' && p + 1 >= end)) {
