@@ -737,7 +737,9 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
     if (f.has_te && r->version_minor == 0)
         FAIL(502, "Transfer-Encoding in an HTTP/1.0 response");
     if (s < 200) {
-        if (f.has_te || f.content_length >= 0)
+        /* "Content-Length: 0" on a 1xx (a MUST NOT of RFC 9110 8.6, as on a 204) frames
+         * nothing: it is dropped on the way out, like the 204's. */
+        if (f.has_te || f.content_length > 0)
             FAIL(502, "framing fields on a 1xx response");
         r->body = H1_BODY_NONE;
     } else if (s == 204 || s == 304) {

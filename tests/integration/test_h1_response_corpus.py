@@ -647,8 +647,11 @@ CASES = [
        0.1, cl()],
       A(interim=((103, 102),))),
     # Content-Length in a 1xx: MUST NOT be sent (9110 8.6), and a 1xx ends at its empty line
-    # (6.3 item 1): ignoring it or refusing are both possible ...
+    # (6.3 item 1): ignoring it or refusing are both possible ... A zero frames nothing and
+    # Portico drops it, as on a 204 (nginx and HAProxy relay the 103 too).
     P("103_cl_zero", resp(b"Content-Length: 0\r\n", line=b"HTTP/1.1 103 Early Hints") + cl(),
+      A(interim=((103,),))),
+    P("103_cl_five", resp(b"Content-Length: 5\r\n", line=b"HTTP/1.1 103 Early Hints") + cl(),
       E(R(), A(interim=((103,),)))),
     P("103_te", resp(b"Transfer-Encoding: chunked\r\n", line=b"HTTP/1.1 103 Early Hints") + cl(),
       E(R(), A(interim=((103,),)))),

@@ -1079,6 +1079,12 @@ test_response_body_kinds(void)
     }
     if (RESP_OK("HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", HTTP_M_GET))
         CHECK_EQ_INT(resp.body, H1_BODY_NONE);
+    /* a zero Content-Length on a 1xx frames nothing (dropped on the way out); more, or a
+     * Transfer-Encoding, is refused */
+    if (RESP_OK("HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\n\r\n", HTTP_M_GET))
+        CHECK_EQ_INT(resp.body, H1_BODY_NONE);
+    RESP_ERR("HTTP/1.1 103 Early Hints\r\nContent-Length: 1\r\n\r\n", HTTP_M_GET);
+    RESP_ERR("HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_M_POST);
     if (RESP_OK("HTTP/1.1 204 No Content\r\n\r\n", HTTP_M_GET))
         CHECK_EQ_INT(resp.body, H1_BODY_NONE);
     if (RESP_OK("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", HTTP_M_GET))
@@ -1138,7 +1144,7 @@ test_response_framing_errors(void)
     /* RFC 9112 6.1: a 304 may carry Transfer-Encoding (what a 200 would have had); no body. */
     if (RESP_OK("HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_M_GET))
         CHECK_EQ_INT(resp.body, H1_BODY_NONE);
-    RESP_ERR("HTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\n", HTTP_M_GET);
+    RESP_ERR("HTTP/1.1 100 Continue\r\nContent-Length: 7\r\n\r\n", HTTP_M_GET);
     RESP_ERR("HTTP/1.1 101 Switching Protocols\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_M_GET);
     /* Line-level errors, as for requests. */
     RESP_ERR("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", HTTP_M_GET);
