@@ -671,6 +671,7 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
     r->content_length = -1;
     r->conn_flags = 0;
     r->chunked = false;
+    r->no_reuse = false;
     r->error_status = 0;
     r->error = NULL;
 
@@ -743,11 +744,12 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
             FAIL(502, "framing fields on a 1xx response");
         r->body = H1_BODY_NONE;
     } else if (s == 204 || s == 304) {
-        /* RFC 9112 6.1: Transfer-Encoding may appear on a 304 (as on a HEAD response). */
-        if (f.has_te && s == 204)
-            FAIL(502, "Transfer-Encoding on a 204 response");
-        if (s == 204 && f.content_length > 0)
-            FAIL(502, "Content-Length on a 204 response");
+        /* RFC 9112 6.1: Transfer-Encoding may appear on a 304 (as on a HEAD response). On a
+         * 204 it, or a non-zero Content-Length, is a MUST NOT (RFC 9110 8.6, 9112 6.1) that
+         * frames nothing (6.3 item 1), as nginx and HAProxy read it; but the server may send
+         * a body after all, so its connection ends with this response. */
+        if (s == 204 && (f.has_te || f.content_length > 0))
+            r->no_reuse = true;
         r->body = H1_BODY_NONE;
     } else if (req_method == HTTP_M_HEAD) {
         r->body = H1_BODY_NONE;
