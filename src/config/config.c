@@ -508,13 +508,25 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
             return PT_ERR;
         }
     }
+    bool bare_port = !bracket && !colon && hostlen > 0 && hostlen <= 5;
+    for (size_t i = 0; bare_port && i < hostlen; i++)
+        bare_port = host[i] >= '0' && host[i] <= '9';
     if (!colon && out.https) {
         snprintf(portbuf, sizeof(portbuf), "443"); /* https://host */
         port = 443;
-    } else if (!colon) {
+    } else if (bare_port && mode != CONFIG_ADDR_LISTEN) {
+        pt_seterr(err, errlen, "missing host in \"%s\" (expected host:port, e.g. 127.0.0.1:%s)",
+                  text, text);
+        return PT_ERR;
+    } else if (!colon && !bare_port) {
         pt_seterr(err, errlen, "missing port in \"%s\" (expected host:port)", text);
         return PT_ERR;
     } else {
+        /* "8080" alone: the port, on every IPv4 address, as "*:8080" (nginx's "listen 8080") */
+        if (bare_port) {
+            colon = host - 1;
+            hostlen = 0;
+        }
         const char *p = colon + 1;
         size_t n = (size_t)(end - p);
         bool digits = n > 0 && n <= 5;
@@ -573,7 +585,13 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
             return PT_ERR;
         }
     }
-    out.text = pt_strndup(s, (size_t)(end - s));
+    if (bare_port) {
+        char t[8];
+        snprintf(t, sizeof(t), "*:%lu", port);
+        out.text = pt_strdup(t); /* what the logs show: the address it means */
+    } else {
+        out.text = pt_strndup(s, (size_t)(end - s));
+    }
     if (mode == CONFIG_ADDR_SERVER)
         out.host = pt_strdup(hostbuf);
     *a = out;

@@ -292,3 +292,25 @@ def test_stdout_access_log_in_quick_mode(origin, portico):
         time.sleep(0.05)
     p.stop()
     assert "/logged-to-stdout" in p.stdout()
+
+
+def test_listen_port_alone(origin, portico, run_portico, tmp_path):
+    """A listen address that is a port alone means every IPv4 address, as nginx's
+    "listen 8080": Portico binds 0.0.0.0:<port> and logs it as *:<port>. An upstream server
+    that is a port alone is an error that names the missing host."""
+    p = portico(f"listen: {{port}}\nworkers: 1\nupstreams:\n  app:\n    servers: [{origin.addr}]\n")
+    assert listening_sockets(p.port) and all(f"0.0.0.0:{p.port}" in s
+                                              for s in listening_sockets(p.port))
+    r = request(p.port, "GET", "/bare-port")
+    assert r.status == 200 and r.json()["target"] == "/bare-port"
+    deadline = time.monotonic() + 5  # the error log is written by its own thread
+    while f"listening on *:{p.port}" not in p.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"listening on *:{p.port}" in p.stderr()
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("listen: 8080\nupstreams:\n  app:\n    servers: [9000]\n")
+    out = run_portico(["-t", "-c", str(cfg)])
+    assert out.returncode == 1
+    assert out.stderr.strip() == (f"{cfg}:4:15: missing host in \"9000\" "
+                                  "(expected host:port, e.g. 127.0.0.1:9000)")

@@ -484,11 +484,12 @@ test_listen_forms(void)
                             "  - \"[::]:8082\"\n"
                             "  - localhost:8083\n"
                             "  - \"[::1]:8084\"\n"
-                            "  - 0.0.0.0:8085\n");
+                            "  - 0.0.0.0:8085\n"
+                            "  - 8086\n");
     CHECK(c != NULL);
     if (!c)
         return;
-    CHECK_EQ_INT(c->nlistens, 6);
+    CHECK_EQ_INT(c->nlistens, 7);
     CHECK(is_ipv4(&c->listens[0], "0.0.0.0") && port_of(&c->listens[0]) == 8080);
     CHECK(strcmp(c->listens[0].text, "*:8080") == 0);
     CHECK(is_ipv4(&c->listens[1], "0.0.0.0") && port_of(&c->listens[1]) == 8081);
@@ -497,6 +498,9 @@ test_listen_forms(void)
           (is_ipv4(&c->listens[3], "127.0.0.1") || is_ipv6(&c->listens[3], "::1")));
     CHECK(is_ipv6(&c->listens[4], "::1") && port_of(&c->listens[4]) == 8084);
     CHECK(is_ipv4(&c->listens[5], "0.0.0.0") && port_of(&c->listens[5]) == 8085);
+    /* a port alone: every IPv4 address, as "*:8086" (nginx's "listen 8086") */
+    CHECK(is_ipv4(&c->listens[6], "0.0.0.0") && port_of(&c->listens[6]) == 8086);
+    CHECK(strcmp(c->listens[6].text, "*:8086") == 0);
     config_free(c);
 }
 
@@ -530,6 +534,10 @@ test_listen_errors(void)
                      "t.yaml:4:5: duplicate listen address \"127.0.0.1:80\""));
     CHECK(fails_with("listen: [\"*:80\", 0.0.0.0:80]\n",
                      "t.yaml:1:18: duplicate listen address \"0.0.0.0:80\""));
+    CHECK(fails_with("listen: [80, \"*:80\"]\n", "t.yaml:1:14: duplicate listen address \"*:80\""));
+    CHECK(fails_with("listen: 0\n", "t.yaml:1:9: bad port \"0\" in \"0\" (expected 1..65535)"));
+    CHECK(fails_with("listen: 65536\n",
+                     "t.yaml:1:9: bad port \"65536\" in \"65536\" (expected 1..65535)"));
 }
 
 static void
@@ -558,6 +566,9 @@ test_server_addresses(void)
                      "here"));
     CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [127.0.0.1]\n",
                      "t.yaml:4:15: missing port in \"127.0.0.1\" (expected host:port)"));
+    CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [9000]\n",
+                     "t.yaml:4:15: missing host in \"9000\" (expected host:port, e.g. "
+                     "127.0.0.1:9000)"));
     CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [\":9000\"]\n",
                      "t.yaml:4:15: bad address \":9000\": a server needs a host"));
     CHECK(fails_with("listen: :80\nupstreams:\n  app:\n    servers: [\"*:9000\"]\n",
