@@ -447,7 +447,10 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
     char hostbuf[256], portbuf[8];
     bool bracket = false;
     unsigned long port = 0;
+    bool admin = mode == CONFIG_ADDR_ADMIN;
 
+    if (admin)
+        mode = CONFIG_ADDR_LISTEN;
     memset(&out, 0, sizeof(out));
     if (!*s) {
         pt_seterr(err, errlen, "empty address");
@@ -514,6 +517,13 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
     if (!colon && out.https) {
         snprintf(portbuf, sizeof(portbuf), "443"); /* https://host */
         port = 443;
+    } else if (bare_port && admin) {
+        /* the status page is not for everyone: no implicit wildcard */
+        pt_seterr(err, errlen,
+                  "missing host in \"%s\": write 127.0.0.1:%s (this machine only) or *:%s "
+                  "(every IPv4 address)",
+                  text, text, text);
+        return PT_ERR;
     } else if (bare_port && mode != CONFIG_ADDR_LISTEN) {
         pt_seterr(err, errlen, "missing host in \"%s\" (expected host:port, e.g. 127.0.0.1:%s)",
                   text, text);
@@ -819,7 +829,7 @@ config_set_admin(struct config *c, const char *text, char *err, size_t errlen)
 {
     struct config_addr a;
 
-    if (config_addr_parse(text, CONFIG_ADDR_LISTEN, &a, err, errlen) != PT_OK)
+    if (config_addr_parse(text, CONFIG_ADDR_ADMIN, &a, err, errlen) != PT_OK)
         return PT_ERR;
     if (config_admin_check(c, &a, err, errlen) != PT_OK) {
         config_addr_fini(&a);

@@ -10,6 +10,7 @@
 
 enum config_addr_mode {
     CONFIG_ADDR_LISTEN, /* IP literals, "*" or "" (any IPv4), and "localhost" only */
+    CONFIG_ADDR_ADMIN,  /* as LISTEN, but a port alone is refused: say which addresses */
     CONFIG_ADDR_SERVER, /* optional http:// scheme; names resolved; no wildcard */
     CONFIG_ADDR_ANY,    /* wildcards and resolved names (config_parse_addr) */
 };

@@ -861,7 +861,7 @@ load_admin(struct ld *ld, yaml_node_t *n)
 
     if (want_str(ld, n, "admin", &s) != PT_OK)
         return PT_ERR;
-    if (config_addr_parse(s, CONFIG_ADDR_LISTEN, &a, why, sizeof(why)) != PT_OK)
+    if (config_addr_parse(s, CONFIG_ADDR_ADMIN, &a, why, sizeof(why)) != PT_OK)
         return fail(ld, n, "admin: %s", why);
     if (config_admin_check(ld->c, &a, why, sizeof(why)) != PT_OK) {
         config_addr_fini(&a);

@@ -1910,6 +1910,10 @@ test_admin(void)
                      "t.yaml:2:8: admin: bad listen address \"example.com:80\""));
     CHECK(fails_with("listen: :80\nadmin: 127.0.0.1\n",
                      "t.yaml:2:8: admin: missing port in \"127.0.0.1\""));
+    /* a port alone is every address for listen, but never for the status listener */
+    CHECK(fails_with("listen: :80\nadmin: 9901\n",
+                     "t.yaml:2:8: admin: missing host in \"9901\": write 127.0.0.1:9901 (this "
+                     "machine only) or *:9901 (every IPv4 address)"));
     CHECK(fails_with("listen: :80\nadmin: [127.0.0.1:1]\n",
                      "t.yaml:2:8: admin: expected a string, got a list"));
 
