@@ -42,7 +42,8 @@
 # Usage: bench/tls.sh [--quick]     default about 4 minutes, --quick about 20 seconds
 # Environment: REPS HS_N H2_N H1_N HS_C H2_C H2_M H1_C CELL_TIMEOUT PROXY_CPU(1) LOAD_CPU(0)
 #   PORTICO (binary, default build/portico), PORTICO_HEADERS (on: as shipped; off: no forwarding
-#   fields added, the same work as the peers' configurations: see conf_portico), TLS13_CIPHERS (what h2load offers; default
+#   fields added, the same work as the peers' configurations: see conf_portico; all: as shipped,
+#   and nginx and HAProxy configured to add the same fields: peer_fields_* in bench/lib.sh), TLS13_CIPHERS (what h2load offers; default
 #   TLS_AES_128_GCM_SHA256 so every proxy runs the same cipher; empty = h2load's default list),
 #   RESULTS_DIR (default bench/results/<UTC time>-tls).
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
@@ -72,7 +73,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 PORTICO=${PORTICO:-$top/build/portico}
 PORTICO_HEADERS=${PORTICO_HEADERS:-on}
-case $PORTICO_HEADERS in on | off) ;; *) echo "tls.sh: PORTICO_HEADERS must be on or off" >&2; exit 2 ;; esac
+case $PORTICO_HEADERS in on | off | all) ;; *) echo "tls.sh: PORTICO_HEADERS must be on, off or all" >&2; exit 2 ;; esac
 [ -x "$PORTICO" ] || make -C "$top" build
 ver_portico=$("$PORTICO" --version 2>/dev/null | awk '{print $2}' || true)
 PORTICO_BUILT=$(date -u -r "$PORTICO" +%Y-%m-%dT%H:%MZ) # another build may replace it mid-run
@@ -219,12 +220,15 @@ conf_nginx() {
     ssl_certificate $TMP/cert.pem;
     ssl_certificate_key $TMP/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache shared:SSL:10m;"
+    ssl_session_cache shared:SSL:10m;" \
+        "$([ "$PORTICO_HEADERS" != all ] || peer_fields_nginx_http)" \
+        "$([ "$PORTICO_HEADERS" != all ] || peer_fields_nginx_location https)"
 }
 conf_haproxy() {
     peer_conf_haproxy "$1" \
         "  bind 127.0.0.1:${PORT[haproxy]} ssl crt $TMP/combined.pem alpn h2,http/1.1 backlog 4096" \
-        "  ssl-default-bind-options ssl-min-ver TLSv1.2"
+        "  ssl-default-bind-options ssl-min-ver TLSv1.2" \
+        "$([ "$PORTICO_HEADERS" != all ] || peer_fields_haproxy https)"
 }
 # PORTICO_HEADERS=off: Portico adds none of its request fields (X-Forwarded-*, Forwarded, Via,
 # X-Request-Id), so the origin gets what the peers' configurations send it: the same work. The
@@ -447,6 +451,7 @@ dirty=$(git -C "$top" --no-optional-locks status --porcelain -- src 2>/dev/null 
     echo "## bench/tls.sh ($MODE): $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p')"
     echo
     echo "Portico $ver_portico at commit $commit$dirty, binary $PORTICO built $PORTICO_BUILT, PORTICO_HEADERS=$PORTICO_HEADERS."
+    [ "$PORTICO_HEADERS" != all ] || echo "PORTICO_HEADERS=all: nginx and HAProxy configured to add the same request fields as Portico and to drop Server and X-Powered-By (bench/lib.sh, peer_fields_*)."
     echo "REPS=$REPS interleaved rounds (proxy order rotated), medians of the valid rounds; 1 worker per proxy"
     echo "pinned to CPU$PROXY_CPU; h2load -t1 and the origin on CPU$LOAD_CPU; /1k through the proxy; ECDSA P-256"
     echo "self-signed certificate shared by all; client offers TLS 1.3 ciphers: ${TLS13_CIPHERS:-h2load default}."
