@@ -671,7 +671,6 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
     r->content_length = -1;
     r->conn_flags = 0;
     r->chunked = false;
-    r->no_reuse = false;
     r->error_status = 0;
     r->error = NULL;
 
@@ -744,12 +743,14 @@ h1_parse_response(struct h1_response *r, const char *buf, size_t len, const stru
             FAIL(502, "framing fields on a 1xx response");
         r->body = H1_BODY_NONE;
     } else if (s == 204 || s == 304) {
-        /* RFC 9112 6.1: Transfer-Encoding may appear on a 304 (as on a HEAD response). On a
-         * 204 it, or a non-zero Content-Length, is a MUST NOT (RFC 9110 8.6, 9112 6.1) that
-         * frames nothing (6.3 item 1), as nginx and HAProxy read it; but the server may send
-         * a body after all, so its connection ends with this response. */
-        if (s == 204 && (f.has_te || f.content_length > 0))
-            r->no_reuse = true;
+        /* RFC 9112 6.1: Transfer-Encoding may appear on a 304 (as on a HEAD response). A 204
+         * that declares a body (a MUST NOT, RFC 9110 8.6) is refused even when none follows
+         * in the same read: 6.3 item 1 would end it at its empty line, but a server that
+         * declares a body may well write it next, and a body on a 204 is a 502 here. */
+        if (f.has_te && s == 204)
+            FAIL(502, "Transfer-Encoding on a 204 response");
+        if (s == 204 && f.content_length > 0)
+            FAIL(502, "Content-Length on a 204 response");
         r->body = H1_BODY_NONE;
     } else if (req_method == HTTP_M_HEAD) {
         r->body = H1_BODY_NONE;

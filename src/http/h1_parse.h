@@ -87,7 +87,6 @@ struct h1_response {
     const char *reason;
     uint32_t reason_len;
     bool chunked;
-    bool no_reuse;          /* framing fields the status forbids: close the connection after */
     int64_t content_length; /* -1 when absent */
     enum h1_body body;      /* framing of the body that follows the head */
     uint32_t head_len;
@@ -96,9 +95,8 @@ struct h1_response {
 };
 
 /* Parses a response head to a request with method <req_method> (HEAD responses have no body).
- * Same return contract as h1_parse_request. A 1xx with Transfer-Encoding or a non-zero
- * Content-Length is an error. A 204 with either has no body all the same (RFC 9112 6.3 item 1)
- * and sets no_reuse: the server may think otherwise, so its connection is not used again. */
+ * Same return contract as h1_parse_request. A 204 or a 1xx with Transfer-Encoding or a non-zero
+ * Content-Length is an error (a 304 may carry either, as a HEAD response may). */
 int h1_parse_response(struct h1_response *r, const char *buf, size_t len,
                       const struct h1_limits *lim, enum http_method req_method);
 

@@ -2548,7 +2548,7 @@ on_response_head(struct exchange *x)
         }
         if (close)
             c->close_after = true;
-        x->up_reusable = in != H1_BODY_CLOSE && !(h.conn_flags & H1_CONN_CLOSE) && !h.no_reuse &&
+        x->up_reusable = in != H1_BODY_CLOSE && !(h.conn_flags & H1_CONN_CLOSE) &&
                          (h.version_minor == 1 || (h.conn_flags & H1_CONN_KEEPALIVE));
         x->status = h.status;
         write_response_head(x, &h, chunk_out, close);

@@ -610,20 +610,18 @@ CASES = [
     P("204_cl_zero", resp(b"Content-Length: 0\r\n", line=b"HTTP/1.1 204 No Content"),
       A(204, b"")),
     # A non-zero Content-Length or a Transfer-Encoding on a 204 (MUST NOT, 9110 8.6, 9112
-    # 6.1) while no body follows: the 204 still has no body (6.3 item 1), as nginx and HAProxy
-    # relay it. Portico does, and closes that backend connection: the server may think a body
-    # follows.
+    # 6.1) while no body follows: the 204 still has no body (6.3 item 1). Either.
     P("204_cl_five_no_body", resp(b"Content-Length: 5\r\n", line=b"HTTP/1.1 204 No Content"),
-      A(204, b"", fresh=True)),
+      E(R(), A(204, b""))),
     P("204_te_no_body", resp(b"Transfer-Encoding: chunked\r\n", line=b"HTTP/1.1 204 No Content"),
-      A(204, b"", fresh=True)),
-    # ... and when the body comes after all, in a later segment, it reaches nobody.
+      E(R(), A(204, b""))),
+    # Portico refuses those on the head alone, so a body the server writes a moment later is
+    # refused as surely as one in the same segment (nginx and HAProxy relay the 204).
     P("204_cl_five_body_later", [resp(b"Content-Length: 5\r\n", line=b"HTTP/1.1 204 No Content"),
-                                 0.2, b"hello"],
-      A(204, b"", fresh=True, leak=(b"hello",))),
+                                 0.2, b"hello"], R(leak=(b"hello",))),
     P("204_te_body_later", [resp(b"Transfer-Encoding: chunked\r\n",
                                  line=b"HTTP/1.1 204 No Content"), 0.2, HELLO_CH],
-      A(204, b"", fresh=True, leak=(b"hello",))),
+      R(leak=(b"hello",))),
     # 304 and HEAD may carry the Content-Length (or TE) of the representation, without body.
     P("304_cl_no_body", resp(b"Content-Length: 5\r\nETag: \"x\"\r\n",
                              line=b"HTTP/1.1 304 Not Modified"),
