@@ -533,11 +533,9 @@ config_addr_parse(const char *text, enum config_addr_mode mode, struct config_ad
         return PT_ERR;
     } else {
         /* "8080" alone: the port, on every IPv4 address, as "*:8080" (nginx's "listen 8080") */
-        if (bare_port) {
-            colon = host - 1;
+        const char *p = bare_port ? host : colon + 1;
+        if (bare_port)
             hostlen = 0;
-        }
-        const char *p = colon + 1;
         size_t n = (size_t)(end - p);
         bool digits = n > 0 && n <= 5;
         for (size_t i = 0; digits && i < n; i++)
