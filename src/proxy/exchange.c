@@ -644,6 +644,22 @@ exchange_date(struct worker *w, size_t *len)
     return w->date;
 }
 
+/* The wall clock in microseconds at the loop's time: the offset between the two clocks is read
+ * once a second, so a step of the wall clock shows within a second and the access log reads no
+ * clock per request. */
+static int64_t
+exchange_wall_us(struct worker *w)
+{
+    uint64_t now = loop_now_us(&w->loop);
+    if (w->loop.now_ms >= w->wall_next_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        w->wall_off_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - (int64_t)now;
+        w->wall_next_ms = w->loop.now_ms + 1000;
+    }
+    return (int64_t)now + w->wall_off_us;
+}
+
 /* Queues a complete small response to the client. <close> adds Connection: close. */
 static void
 queue_simple(struct client *c, struct exchange *x, int status, const char *ctype, const char *body,
@@ -1263,9 +1279,7 @@ x_log(struct exchange *x)
         return;
     struct client *c = x->c;
     uint64_t now = x_now_us(x);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts); /* the request's start: the wall clock less its age */
-    int64_t unix_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t unix_us = exchange_wall_us(c->w); /* at <now>; the start is <now> less the age */
     const char *m = x->meta;
     struct log_access a = {
         .client = c->peer,

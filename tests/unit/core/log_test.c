@@ -237,6 +237,44 @@ test_escape_every_byte_everywhere(void)
     }
 }
 
+/* Every byte value at every position of fields 1 to 20 bytes long, which the escaper scans
+ * byte by byte (under 8), as two overlapping 8-byte halves (8 to 15) or as a block and a tail:
+ * the field comes out as the reference escape of exactly its bytes. */
+static void
+test_escape_short_fields(void)
+{
+    char ua[20], out[4096], want[128];
+    for (int json = 0; json <= 1; json++) {
+        for (size_t len = 1; len <= sizeof ua; len++) {
+            for (size_t p = 0; p < len; p++) {
+                for (unsigned b = 0; b < 256; b++) {
+                    memset(ua, 'a' + (int)(len % 26), sizeof ua);
+                    ua[p] = (char)b;
+                    struct log_access a = sample();
+                    a.user_agent = ua;
+                    a.user_agent_len = (uint32_t)len;
+                    size_t n = log_format_access(out, sizeof out - 1, &a, json);
+                    CHECK(n > 0);
+                    out[n] = '\0';
+                    bool safe = b >= 0x20 && b < 0x7f && b != '"' && b != '\\';
+                    char esc[8];
+                    if (safe)
+                        snprintf(esc, sizeof esc, "%c", (char)b);
+                    else if (!json)
+                        snprintf(esc, sizeof esc, "\\x%02X", b);
+                    else if (b == '"' || b == '\\')
+                        snprintf(esc, sizeof esc, "\\%c", (char)b);
+                    else
+                        snprintf(esc, sizeof esc, "\\u%04x", b);
+                    snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)p, ua, esc,
+                             (int)(len - p - 1), ua + p + 1);
+                    CHECK(strstr(out, want) != NULL);
+                }
+            }
+        }
+    }
+}
+
 /* True when every backslash in s[0..n) starts a complete escape of the given format. */
 static bool
 escapes_whole(const char *s, size_t n, bool json)
@@ -880,6 +918,7 @@ main(void)
     RUN(test_json_nulls);
     RUN(test_json_escapes);
     RUN(test_escape_every_byte_everywhere);
+    RUN(test_escape_short_fields);
     RUN(test_truncation);
     RUN(test_time_cache);
     RUN(test_before_start);
