@@ -34,9 +34,12 @@ def test_in_flight_request_completes_then_exit_0(origin, portico, sig):
     p.send_signal(sig)
     # The listener closes a moment after the signal: poll for it (up to 1 s, within the 1.5 s
     # the in-flight request still takes), and a refusal counts only while Portico still runs
-    # (draining), not because it has exited.
+    # (draining), not because it has exited. Each probe waits at most 0.25 s: a SYN that meets
+    # a listener in the middle of its close can be dropped without a reply (the socket is found
+    # listening, then handled as closed), and the kernel resends it only after its 1 s initial
+    # timeout. A probe that waited that second out once failed this test in CI under ASan.
     deadline = time.monotonic() + 1.0
-    while not port_refuses(p.port):
+    while not port_refuses(p.port, timeout=0.25):
         assert time.monotonic() < deadline, "new connections still accepted after the signal"
         time.sleep(0.02)
     assert p.proc.poll() is None, "connections refused only once Portico had exited"
