@@ -620,30 +620,6 @@ xio_flush(struct xio fd, struct buf *b, bool *writable, uint64_t *written)
 
 /* ------------------------------------------------------------------ local responses */
 
-/* The current time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110 5.6.7), for
- * the Date field: the wall clock is read once per second of loop time, at the second's turn. */
-static const char *
-exchange_date(struct worker *w, size_t *len)
-{
-    uint64_t now = w->loop.now_ms;
-    if (now >= w->date_next_ms || !w->date[0]) {
-        static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-        static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-        struct timespec ts;
-        struct tm tm;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        int n = snprintf(w->date, sizeof(w->date), "%s, %02d %s %04d %02d:%02d:%02d GMT",
-                         days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-                         tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        w->date_len = n > 0 ? PT_MIN((size_t)n, sizeof(w->date) - 1) : 0;
-        w->date_next_ms = now + 1000 - (uint64_t)(ts.tv_nsec / 1000000);
-    }
-    *len = w->date_len;
-    return w->date;
-}
-
 /* The wall clock in microseconds at the loop's time: the offset between the two clocks is read
  * once a second, so a step of the wall clock shows within a second and the access log reads no
  * clock per request. */
@@ -658,6 +634,29 @@ exchange_wall_us(struct worker *w)
         w->wall_next_ms = w->loop.now_ms + 1000;
     }
     return (int64_t)now + w->wall_off_us;
+}
+
+/* The current time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110 5.6.7), for
+ * the Date field: formatted again when exchange_wall_us enters a new second. */
+static const char *
+exchange_date(struct worker *w, size_t *len)
+{
+    int64_t sec = exchange_wall_us(w) / 1000000;
+    if (sec != w->date_sec || !w->date[0]) {
+        static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+        static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        int n = snprintf(w->date, sizeof(w->date), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                         days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+                         tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        w->date_len = n > 0 ? PT_MIN((size_t)n, sizeof(w->date) - 1) : 0;
+        w->date_sec = sec;
+    }
+    *len = w->date_len;
+    return w->date;
 }
 
 /* Queues a complete small response to the client. <close> adds Connection: close. */

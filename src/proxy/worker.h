@@ -72,7 +72,7 @@ struct worker {
     uint64_t rng[2];                /* xorshift128+ state for request ids */
     char date[64];                  /* the current HTTP-date (exchange_date) */
     size_t date_len;
-    uint64_t date_next_ms; /* loop time at which it changes */
+    int64_t date_sec;      /* the wall-clock second it shows */
     int64_t wall_off_us;   /* CLOCK_REALTIME less the loop clock (exchange_wall_us) */
     uint64_t wall_next_ms; /* loop time of the next reading of the wall clock */
     struct http_field fields[WORKER_MAX_FIELDS];
