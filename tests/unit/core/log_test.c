@@ -201,37 +201,46 @@ test_json_escapes(void)
     CHECK(strstr(out, "\"route\":\"r\\\"1\"}") != NULL);
 }
 
+/* Formats a line whose user agent is ua[0..len) with byte <b> at <pos> (the rest safe) and
+ * checks that the field comes out as the reference escape of exactly its bytes. */
+static void
+check_escaped_field(char *ua, size_t len, size_t pos, unsigned b, bool json)
+{
+    char out[4096], want[128];
+    ua[pos] = (char)b;
+    struct log_access a = sample();
+    a.user_agent = ua;
+    a.user_agent_len = (uint32_t)len;
+    size_t n = log_format_access(out, sizeof out - 1, &a, json);
+    CHECK(n > 0);
+    out[n] = '\0';
+    bool safe = b >= 0x20 && b < 0x7f && b != '"' && b != '\\';
+    char esc[8];
+    if (safe)
+        snprintf(esc, sizeof esc, "%c", (char)b);
+    else if (!json)
+        snprintf(esc, sizeof esc, "\\x%02X", b);
+    else if (b == '"' || b == '\\')
+        snprintf(esc, sizeof esc, "\\%c", (char)b);
+    else
+        snprintf(esc, sizeof esc, "\\u%04x", b);
+    snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)pos, ua, esc, (int)(len - pos - 1),
+             ua + pos + 1);
+    CHECK(strstr(out, want) != NULL);
+}
+
 /* Every byte value, alone in a run of safe bytes, at positions in and around the 16-byte blocks
  * the escaper scans at once: the line holds exactly the reference escape at that place. */
 static void
 test_escape_every_byte_everywhere(void)
 {
     static const size_t pos[] = {0, 1, 14, 15, 16, 17, 31, 32, 33, 40};
-    char ua[48], out[4096], want[64];
+    char ua[48];
     for (int json = 0; json <= 1; json++) {
         for (unsigned b = 0; b < 256; b++) {
             for (size_t k = 0; k < PT_ARRAY_LEN(pos); k++) {
                 memset(ua, 'a', sizeof ua);
-                ua[pos[k]] = (char)b;
-                struct log_access a = sample();
-                a.user_agent = ua;
-                a.user_agent_len = sizeof ua;
-                size_t n = log_format_access(out, sizeof out - 1, &a, json);
-                CHECK(n > 0);
-                out[n] = '\0';
-                bool safe = b >= 0x20 && b < 0x7f && b != '"' && b != '\\';
-                char esc[8];
-                if (safe)
-                    snprintf(esc, sizeof esc, "%c", (char)b);
-                else if (!json)
-                    snprintf(esc, sizeof esc, "\\x%02X", b);
-                else if (b == '"' || b == '\\')
-                    snprintf(esc, sizeof esc, "\\%c", (char)b);
-                else
-                    snprintf(esc, sizeof esc, "\\u%04x", b);
-                snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)pos[k], ua, esc,
-                         (int)(sizeof ua - pos[k] - 1), ua + pos[k] + 1);
-                CHECK(strstr(out, want) != NULL);
+                check_escaped_field(ua, sizeof ua, pos[k], b, json);
             }
         }
     }
@@ -243,32 +252,13 @@ test_escape_every_byte_everywhere(void)
 static void
 test_escape_short_fields(void)
 {
-    char ua[20], out[4096], want[128];
+    char ua[20];
     for (int json = 0; json <= 1; json++) {
         for (size_t len = 1; len <= sizeof ua; len++) {
             for (size_t p = 0; p < len; p++) {
                 for (unsigned b = 0; b < 256; b++) {
                     memset(ua, 'a' + (int)(len % 26), sizeof ua);
-                    ua[p] = (char)b;
-                    struct log_access a = sample();
-                    a.user_agent = ua;
-                    a.user_agent_len = (uint32_t)len;
-                    size_t n = log_format_access(out, sizeof out - 1, &a, json);
-                    CHECK(n > 0);
-                    out[n] = '\0';
-                    bool safe = b >= 0x20 && b < 0x7f && b != '"' && b != '\\';
-                    char esc[8];
-                    if (safe)
-                        snprintf(esc, sizeof esc, "%c", (char)b);
-                    else if (!json)
-                        snprintf(esc, sizeof esc, "\\x%02X", b);
-                    else if (b == '"' || b == '\\')
-                        snprintf(esc, sizeof esc, "\\%c", (char)b);
-                    else
-                        snprintf(esc, sizeof esc, "\\u%04x", b);
-                    snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)p, ua, esc,
-                             (int)(len - p - 1), ua + p + 1);
-                    CHECK(strstr(out, want) != NULL);
+                    check_escaped_field(ua, len, p, b, json);
                 }
             }
         }
